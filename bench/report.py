@@ -1,0 +1,59 @@
+"""Shared by the benchmarks: machine description and writing one section of docs/BENCHMARKS.md.
+
+Each benchmark owns a section between `<!-- bench:NAME -->` markers and rewrites only that section,
+so benchmarks can run alone or all together (`make bench`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import re
+import resource
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS_MD = ROOT / "docs" / "BENCHMARKS.md"
+SHARED_DATA = ROOT.parent / "shared" / "data"
+HEADER = "# Benchmarks\n\nWritten by `make bench` (bench/run_all.py); each section by its own script in bench/.\n"
+
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{os.cpu_count()} cores ({cpu}), {mem_gib:.0f} GiB RAM, Python {platform.python_version()}, no GPU"
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far (MiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def write_section(name: str, title: str, command: str, body: str) -> Path:
+    """Replace (or append) the section `name` of docs/BENCHMARKS.md with a dated, reproducible block."""
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    block = (
+        f"<!-- bench:{name} -->\n## {title}\n\n"
+        f"- command: `{command}`\n- machine: {machine()}\n- date: {stamp}\n\n{body.strip()}\n"
+        f"<!-- /bench:{name} -->"
+    )
+    BENCHMARKS_MD.parent.mkdir(parents=True, exist_ok=True)
+    text = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else HEADER
+    pattern = re.compile(rf"<!-- bench:{re.escape(name)} -->.*?<!-- /bench:{re.escape(name)} -->", re.S)
+    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
+    tmp = BENCHMARKS_MD.with_suffix(".tmp")
+    tmp.write_text(text)
+    tmp.replace(BENCHMARKS_MD)
+    return BENCHMARKS_MD

@@ -1,0 +1,65 @@
+"""Shared fixtures: a tiny random Qwen2 + tokenizer (built once per run), the OpenR1-schema sample rows,
+the real data folder ../shared/data (skipped where absent), and a script runner."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+SAMPLE_OPENR1 = ROOT / "data" / "openr1_sample.jsonl"
+OPENR1_COLUMNS = [
+    "problem", "solution", "answer", "problem_type", "question_type", "source", "uuid",
+    "is_reasoning_complete", "generations", "correctness_math_verify", "correctness_llama",
+    "finish_reasons", "correctness_count", "messages",
+]
+
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from utils.tiny_model import build_tiny_qwen2
+
+    return build_tiny_qwen2(tmp_path_factory.mktemp("tiny-qwen2"))
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tiny_model_dir: Path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_model_dir)
+
+
+@pytest.fixture(scope="session")
+def openr1_rows() -> list[dict]:
+    """Fixture rows in the exact OpenR1-Math-220k schema, with answers of many kinds."""
+    return [json.loads(line) for line in SAMPLE_OPENR1.read_text().splitlines()]
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data folder {SHARED_DATA} is absent (it ships beside the repo, not in it)")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def run_script():
+    """Run `python scripts/NAME.py ARGS...` from the repo root; returns the CompletedProcess."""
+
+    def run(name: str, *args: str, timeout: float = 300, cwd: Path | None = None) -> subprocess.CompletedProcess:
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        return subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / f"{name}.py"), *map(str, args)],
+            cwd=cwd or ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+        )
+
+    return run

@@ -1,0 +1,1 @@
+"""Shared library behind the scripts in scripts/ (one module, one job)."""

@@ -1,0 +1,33 @@
+"""Entry-point wrapper shared by every script: user errors become one line and exit code 2."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+from collections.abc import Callable
+
+from utils.errors import UserError
+
+
+def quiet_libraries() -> None:
+    """Silence library noise that says nothing to our users (it buries the plan and the progress bar)."""
+    # bitsandbytes on CPU asks for an optional `kernels` package at import; the fallback works fine.
+    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+    # TRL 1.16 still sets transformers' deprecated `gradient_checkpointing` itself.
+    warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*deprecated", category=FutureWarning)
+
+
+def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:
+    """Run a script's main(); print UserError as a single line on stderr and exit 2, no traceback."""
+    quiet_libraries()
+    try:
+        code = main(argv)
+    except UserError as err:
+        message = " ".join(str(err).split())  # one line, whatever the message held
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(UserError.exit_code)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(code or 0)
