@@ -39,8 +39,9 @@ tiny-model: $(TINY)/config.json
 $(TINY)/config.json: | $(STAMP)
 	$(PYTHON) scripts/make_tiny_model.py --out $(TINY)
 
+# The main job on the embedded offline default: tiny model, sample problems, a few CPU steps (<1 min).
 demo: $(STAMP) tiny-model
-	$(PYTHON) scripts/grpo_train.py recipes/smoke_cpu.yaml --dry-run
+	$(PYTHON) scripts/grpo_train.py recipes/smoke_cpu.yaml --force
 
 bench: $(STAMP)
 	$(PYTHON) bench/run_all.py

@@ -1,6 +1,9 @@
 """GRPO fine-tuning driven by a YAML recipe.
 
-    python scripts/grpo_train.py recipes/subset10k.yaml [--set key=value ...] [--dry-run]
+    python scripts/grpo_train.py recipes/subset10k.yaml [--set key=value ...] [--dry-run] [--resume] [--force]
+
+The run folder is output.dir/run_name (default checkpoints/<recipe name>/). Ctrl-C or SIGTERM finishes
+the current step, saves a checkpoint and exits 0; `--resume` continues from the last complete checkpoint.
 """
 
 from __future__ import annotations
@@ -10,9 +13,9 @@ import argparse
 import _bootstrap  # noqa: F401  (puts the repo root on sys.path)
 
 from utils.cli import run_main
-from utils.errors import UserError
 from utils.plan import format_plan
 from utils.recipe import load_recipe
+from utils.training import run_training
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -21,16 +24,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a recipe value, e.g. --set training.learning_rate=1e-5 (repeatable)")
     parser.add_argument("--dry-run", action="store_true", help="validate the recipe and print the plan; train nothing")
+    parser.add_argument("--resume", action="store_true", help="continue the run from its last complete checkpoint")
+    parser.add_argument("--force", action="store_true", help="replace an existing run folder and start over")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs and CI)")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     recipe = load_recipe(args.recipe, args.overrides)
-    print(format_plan(recipe))
+    print(format_plan(recipe), flush=True)
     if args.dry_run:
         return 0
-    raise UserError("training is not built yet: use --dry-run to validate a recipe and see its plan")
+    outcome = run_training(recipe, resume=args.resume, force=args.force, progress=not args.no_progress)
+    if outcome.stopped_by:
+        print(f"stopped by {outcome.stopped_by} at step {outcome.global_step}; checkpoint: {outcome.last_checkpoint}")
+        print(f"continue with: python scripts/grpo_train.py {args.recipe} --resume")
+    else:
+        print(f"done: {outcome.global_step} steps; last checkpoint: {outcome.last_checkpoint}")
+    if outcome.best_accuracy is not None:
+        print(f"best validation accuracy {outcome.best_accuracy:.1%}: {outcome.run_dir / 'best'}")
+    print(f"run folder: {outcome.run_dir}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from utils.errors import UserError
 from utils.hardware import Hardware, detect_hardware
-from utils.recipe import ModelSection
+from utils.recipe import ModelSection, Recipe
 
 
 @dataclass(frozen=True)
@@ -37,3 +40,142 @@ def resolve_backend(model: ModelSection, hardware: Hardware | None = None) -> Ba
     if not hw.unsloth_installed:
         return BackendChoice("hf", f"auto: CUDA GPU {hw.gpu_name} found, but Unsloth is not installed (make setup-gpu)")
     return BackendChoice("unsloth", f"auto: CUDA GPU {hw.gpu_name} found and Unsloth is installed")
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+@dataclass
+class LoadedModel:
+    model: Any
+    tokenizer: Any
+    backend: BackendChoice
+    base_name: str  # the base checkpoint (differs from model.name when starting from an adapter)
+    adapter_from: str | None  # the adapter folder training continues, if any
+
+
+def adapter_base(name: str) -> str | None:
+    """If `name` is a local LoRA adapter folder, the base model it was trained on; else None."""
+    config_path = Path(name) / "adapter_config.json"
+    if not config_path.is_file():
+        return None
+    try:
+        config = json.loads(config_path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise UserError(f"{config_path}: unreadable adapter config ({err})") from None
+    base = config.get("base_model_name_or_path")
+    if not base:
+        raise UserError(f"{config_path}: no base_model_name_or_path: cannot tell which model the adapter belongs to")
+    return str(base)
+
+
+def _check_source(name: str) -> None:
+    """Fail fast and clearly where a path-looking name does not exist (instead of a hub lookup error)."""
+    first = Path(name).parts[0] if Path(name).parts else name
+    looks_local = name.startswith((".", "/", "~")) or Path(first).is_dir()
+    if looks_local and not Path(name).expanduser().exists():
+        raise UserError(f"model.name: {name}: no such folder (and not a hub id of the form owner/name)")
+
+
+def torch_dtype(choice: str, hw: Hardware) -> Any:
+    import torch
+
+    if choice != "auto":
+        return getattr(torch, choice)
+    if not hw.cuda:
+        return torch.float32  # weights in fp32; TRL's use_cpu trains under bf16 autocast
+    return torch.bfloat16 if hw.bf16 else torch.float16
+
+
+def load_tokenizer(name: str, model: ModelSection) -> Any:
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            name, trust_remote_code=model.trust_remote_code, revision=model.revision
+        )
+    except OSError as err:
+        raise UserError(f"model.name: {name}: cannot load a tokenizer ({str(err).splitlines()[0]})") from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token  # batched generation needs a pad token
+    tokenizer.padding_side = "left"  # decoder-only generation pads on the left
+    if not getattr(tokenizer, "chat_template", None):
+        raise UserError(f"model.name: {name}: the tokenizer has no chat template (use an instruct/chat checkpoint)")
+    return tokenizer
+
+
+def _load_hf(recipe: Recipe, hw: Hardware, backend: BackendChoice) -> LoadedModel:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    m = recipe.model
+    adapter = m.name if adapter_base(m.name) else None
+    base = adapter_base(m.name) or m.name
+    _check_source(base)
+    # an adapter folder saved by us carries the tokenizer (chat template included); else the base's
+    has_own_tokenizer = adapter is not None and (Path(adapter) / "tokenizer_config.json").exists()
+    tokenizer = load_tokenizer(adapter if has_own_tokenizer else base, m)
+    dtype = torch_dtype(m.dtype, hw)
+    kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": m.trust_remote_code, "revision": m.revision}
+    if m.load_in_4bit:
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=dtype if hw.cuda else torch.bfloat16,
+        )
+        kwargs["device_map"] = {"": 0} if hw.cuda else {"": "cpu"}
+    try:
+        model = AutoModelForCausalLM.from_pretrained(base, **kwargs)
+    except OSError as err:
+        raise UserError(f"model.name: {base}: cannot load the model ({str(err).splitlines()[0]})") from None
+    model.config.use_cache = False  # training; generation turns the cache back on itself
+
+    if m.load_in_4bit:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    model = _apply_lora(model, recipe, adapter)
+    return LoadedModel(model, tokenizer, backend, base_name=base, adapter_from=adapter)
+
+
+def _apply_lora(model: Any, recipe: Recipe, adapter: str | None) -> Any:
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    lora = recipe.lora
+    if adapter:
+        model = PeftModel.from_pretrained(model, adapter, is_trainable=lora.enabled)
+        if not lora.enabled:
+            if recipe.model.load_in_4bit:
+                raise UserError("lora.enabled: false with a 4-bit base: full fine-tuning needs unquantized weights")
+            model = model.merge_and_unload()  # full fine-tuning starts from base + adapter
+        return model
+    if not lora.enabled:
+        if recipe.model.load_in_4bit:
+            raise UserError("lora.enabled: false with model.load_in_4bit: true: 4-bit weights cannot be fully fine-tuned")
+        return model
+    config = LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=lora.target_modules,
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, config)
+
+
+def load_model_and_tokenizer(recipe: Recipe, hw: Hardware | None = None) -> LoadedModel:
+    """Model (with LoRA applied or adapter resumed) and tokenizer, through the backend the recipe resolves to."""
+    hw = hw or detect_hardware()
+    backend = resolve_backend(recipe.model, hw)
+    if backend.name == "unsloth":
+        from utils.unsloth_backend import load_with_unsloth
+
+        model, tokenizer = load_with_unsloth(recipe.model, recipe.lora, seed=recipe.data.seed)
+        base = adapter_base(recipe.model.name) or recipe.model.name
+        adapter = recipe.model.name if base != recipe.model.name else None
+        return LoadedModel(model, tokenizer, backend, base_name=base, adapter_from=adapter)
+    return _load_hf(recipe, hw, backend)

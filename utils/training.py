@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from utils.errors import UserError
@@ -30,20 +33,23 @@ def machine_defaults(hw: Hardware) -> dict[str, Any]:
     return {"bf16": False, "fp16": True}  # T4 and older: no bf16
 
 
-def grpo_config_kwargs(recipe: Recipe, hw: Hardware | None = None) -> dict[str, Any]:
+def grpo_config_kwargs(recipe: Recipe, hw: Hardware | None = None, **extra: Any) -> dict[str, Any]:
     hw = hw or detect_hardware()
-    kwargs: dict[str, Any] = {**RUN_DEFAULTS, **machine_defaults(hw), **recipe.training}
+    kwargs: dict[str, Any] = {**RUN_DEFAULTS, **machine_defaults(hw), **extra, **recipe.training}
     if kwargs.get("use_vllm") and not hw.vllm_installed:
         raise UserError("training.use_vllm: true, but vLLM is not installed here (make setup-gpu on a CUDA machine)")
     kwargs["output_dir"] = str(recipe.run_dir)
     return kwargs
 
 
-def build_grpo_config(recipe: Recipe, hw: Hardware | None = None) -> Any:
-    """The GRPOConfig for this recipe on this machine; TRL's own consistency errors become UserErrors."""
+def build_grpo_config(recipe: Recipe, hw: Hardware | None = None, **extra: Any) -> Any:
+    """The GRPOConfig for this recipe on this machine; TRL's own consistency errors become UserErrors.
+
+    `extra` holds values we derive (reward weights, progress-bar choice); the recipe's own keys win.
+    """
     from trl import GRPOConfig
 
-    kwargs = grpo_config_kwargs(recipe, hw)
+    kwargs = grpo_config_kwargs(recipe, hw, **extra)
     try:
         return GRPOConfig(**kwargs)
     except (ValueError, TypeError) as err:
@@ -64,3 +70,103 @@ def differences_from_trl(config: Any, hw: Hardware | None = None) -> dict[str, t
     ours = config.to_dict()
     base = trl_default_config(config.output_dir, hw).to_dict()
     return {k: (v, base.get(k)) for k, v in ours.items() if k not in _DIFF_IGNORED and base.get(k) != v}
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+
+
+@dataclass
+class TrainOutcome:
+    run_dir: Path
+    global_step: int
+    last_checkpoint: Path | None
+    stopped_by: str | None  # the signal that ended the run early, if any
+    best_accuracy: float | None
+
+
+@dataclass
+class PreparedRun:
+    """A trainer ready to `train()`, with what the run needs around it."""
+
+    trainer: Any
+    run_dir: Path
+    resume_from: Path | None
+    stop: Any  # GracefulStop
+    evaluator: Any  # EvalCallback or None
+    train_rows: int
+
+    def train(self) -> TrainOutcome:
+        from utils.runs import last_complete_checkpoint
+
+        self.trainer.train(resume_from_checkpoint=str(self.resume_from) if self.resume_from else None)
+        best = self.evaluator.best if self.evaluator and self.evaluator.best >= 0 else None
+        return TrainOutcome(self.run_dir, self.trainer.state.global_step, last_complete_checkpoint(self.run_dir),
+                            self.stop.requested, best)
+
+
+def prepare_training(recipe: Recipe, resume: bool = False, force: bool = False, progress: bool = True) -> PreparedRun:
+    """Check the run folder, load model and data, build rewards, config, callbacks and the TRL trainer.
+
+    Every check that can fail on user input runs before the run folder is written to.
+    """
+    # heavy modules load here, not at import: `--dry-run` and recipe checks stay fast
+    from utils.callbacks import EvalCallback, GracefulStop, RewardRecorder, RunMonitor
+    from utils.data import load_training_data
+    from utils.modeling import load_model_and_tokenizer, resolve_backend
+    from utils.rewards import build_reward_functions
+    from utils.runs import COMPLETIONS, METRICS, RESOLVED_RECIPE, prepare_run_dir, step_of, truncate_jsonl
+
+    hw = detect_hardware()
+    resume_from = prepare_run_dir(recipe, resume=resume, force=force)
+    backend = resolve_backend(recipe.model, hw)
+    if backend.name == "unsloth":
+        import unsloth  # noqa: F401  (must come before trl: it patches GRPOTrainer)
+
+    from transformers.trainer_callback import PrinterCallback
+    from trl import GRPOTrainer
+
+    loaded = load_model_and_tokenizer(recipe, hw)
+    data = load_training_data(recipe, loaded.tokenizer)
+    max_completion_length = recipe.training.get("max_completion_length") or 512
+    reward_funcs, weights = build_reward_functions(recipe.rewards, recipe.prompt.format, max_completion_length)
+    config = build_grpo_config(recipe, hw, reward_weights=weights, disable_tqdm=True)
+
+    run_dir = recipe.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    recipe.dump(run_dir / RESOLVED_RECIPE)
+    if resume_from is not None:
+        for name in (METRICS, COMPLETIONS):
+            truncate_jsonl(run_dir / name, step_of(resume_from))
+
+    recorder = RewardRecorder()
+    monitor = RunMonitor(run_dir, recorder, recipe.output.completions_every, recipe.output.completions_sample,
+                         plots=recipe.output.plots, progress=progress)
+    stop = GracefulStop()
+    callbacks: list[Any] = [monitor, stop]
+    evaluator = None
+    if recipe.eval.every_steps and len(data.validation):
+        rows = data.validation.select(range(min(recipe.eval.samples, len(data.validation))))
+        evaluator = EvalCallback(list(rows), recipe.eval.every_steps, recipe.eval.max_new_tokens,
+                                 recipe.eval.batch_size, run_dir, loaded.tokenizer, monitor)
+        callbacks.insert(0, evaluator)
+    trainer = GRPOTrainer(
+        model=loaded.model,
+        reward_funcs=recorder.wrap(reward_funcs),
+        args=config,
+        train_dataset=data.train,
+        processing_class=loaded.tokenizer,
+        callbacks=callbacks,
+    )
+    trainer.remove_callback(PrinterCallback)  # our progress bar and metrics.jsonl replace raw log dicts
+    return PreparedRun(trainer, run_dir, resume_from, stop, evaluator, len(data.train))
+
+
+def run_training(recipe: Recipe, resume: bool = False, force: bool = False, progress: bool = True,
+                 log: Callable[[str], None] = print) -> TrainOutcome:
+    """Everything `grpo_train.py RECIPE` does: check the run folder, load, train, evaluate, save."""
+    run = prepare_training(recipe, resume=resume, force=force, progress=progress)
+    steps = run.trainer.args.max_steps
+    log(f"training on {run.train_rows} problems, {steps if steps > 0 else 'all'} steps"
+        + (f", resuming from {run.resume_from}" if run.resume_from else ""))
+    return run.train()

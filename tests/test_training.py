@@ -1,0 +1,216 @@
+"""GRPO training end to end on CPU with the tiny model: run folder, learning, resume, signals, adapters."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from utils.errors import UserError
+from utils.recipe import load_recipe
+from utils.runs import last_complete_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = ROOT / "recipes" / "smoke_cpu.yaml"
+
+
+def varying_length_reward(prompts, completions, **kwargs):
+    """Rewards differ within a group (a random model's accuracy is always 0, so its gradient is 0)."""
+    texts = [c[0]["content"] if isinstance(c, list) else c for c in completions]
+    return [len(set(t)) / 10.0 for t in texts]
+
+
+@pytest.fixture
+def with_varying_reward(monkeypatch):
+    from utils import rewards
+
+    monkeypatch.setitem(rewards.REWARDS, "test_varying", varying_length_reward)
+
+
+def smoke_recipe(tiny_model_dir: Path, out: Path, *extra: str):
+    overrides = [f"model.name={tiny_model_dir}", f"output.dir={out}", "output.completions_every=1",
+                 "rewards.test_varying=1.0", *extra]
+    return load_recipe(SMOKE, overrides)
+
+
+def lora_tensors(folder: Path) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in load_file(folder / "adapter_model.safetensors").items() if "lora_" in k}
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def lora_run(tiny_model_dir, tmp_path_factory):
+    """One 4-step LoRA run shared by the tests that read its folder."""
+    from utils import rewards
+    from utils.training import run_training
+
+    rewards.REWARDS["test_varying"] = varying_length_reward
+    try:
+        recipe = smoke_recipe(tiny_model_dir, tmp_path_factory.mktemp("runs"))
+        outcome = run_training(recipe, progress=False)
+    finally:
+        rewards.REWARDS.pop("test_varying", None)
+    return recipe, outcome
+
+
+def test_lora_run_writes_a_complete_run_folder(lora_run):
+    recipe, outcome = lora_run
+    run = outcome.run_dir
+    assert outcome.global_step == 4 and outcome.stopped_by is None
+    assert (run / "recipe.resolved.yaml").is_file()
+    assert load_recipe(run / "recipe.resolved.yaml").to_dict() == recipe.to_dict()
+    assert outcome.last_checkpoint == run / "checkpoint-4"
+    assert (run / "checkpoint-4" / "checkpoint.complete").is_file()
+    assert sorted(p.name for p in run.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]  # save_total_limit 2
+
+    metrics = read_jsonl(run / "metrics.jsonl")
+    steps = [m for m in metrics if "loss" in m]
+    assert [m["step"] for m in steps] == [1, 2, 3, 4]
+    for m in steps:
+        for key in ("rewards/accuracy/mean", "rewards/accuracy/std", "rewards/test_varying/mean", "reward",
+                    "completions/mean_length", "step_time_s", "tokens_per_s", "peak_memory_mib"):
+            assert key in m, key
+    evals = [m for m in metrics if "eval/accuracy" in m]
+    assert [m["step"] for m in evals] == [0, 2, 4] and all(m["eval/total"] == 8 for m in evals)
+
+    completions = read_jsonl(run / "completions.jsonl")
+    assert {c["step"] for c in completions} == {1, 2, 3, 4}
+    sample = completions[0]
+    assert sample["prompt"] and "completion" in sample and "extracted" in sample and sample["gold"] is not None
+    assert set(sample["rewards"]) == {"accuracy", "format", "test_varying"}
+
+    assert {p.name for p in (run / "plots").glob("*.png")} == {"reward.png", "accuracy.png", "completion_length.png"}
+    best = json.loads((run / "best" / "best.json").read_text())
+    assert best["step"] == 0 and best["accuracy"] == 0.0  # a random model: the first eval stays the best
+    assert (run / "best" / "adapter_model.safetensors").is_file()
+
+
+def test_lora_weights_change_when_a_reward_varies(lora_run, tiny_model_dir):
+    _, outcome = lora_run
+    trained = lora_tensors(outcome.run_dir / "checkpoint-4")
+    lora_b = [v for k, v in trained.items() if "lora_B" in k]
+    assert lora_b and any(v.abs().max() > 0 for v in lora_b)  # PEFT initialises lora_B to zero
+    assert lora_tensors(outcome.run_dir / "checkpoint-2").keys() == trained.keys()
+    changed = [k for k, v in trained.items() if not torch.equal(v, lora_tensors(outcome.run_dir / "checkpoint-2")[k])]
+    assert changed
+
+
+def test_resume_continues_at_the_right_step(lora_run, tmp_path, with_varying_reward):
+    from utils.training import run_training
+
+    recipe, outcome = lora_run
+    run = tmp_path / recipe.run_name
+    shutil.copytree(outcome.run_dir, run)
+    resumed = load_recipe(recipe.source, [f"model.name={recipe.model.name}", f"output.dir={tmp_path}",
+                                          "output.completions_every=1", "rewards.test_varying=1.0",
+                                          "training.max_steps=6"])
+    result = run_training(resumed, resume=True, progress=False)
+    assert result.global_step == 6
+    state = json.loads((run / "checkpoint-6" / "trainer_state.json").read_text())
+    assert state["global_step"] == 6
+    steps = [m["step"] for m in read_jsonl(run / "metrics.jsonl") if "loss" in m]
+    assert steps == [1, 2, 3, 4, 5, 6]  # no step logged twice
+
+
+def test_run_folder_of_another_recipe_is_refused(lora_run, tmp_path, tiny_model_dir, with_varying_reward):
+    from utils.training import run_training
+
+    recipe, outcome = lora_run
+    shutil.copytree(outcome.run_dir, tmp_path / recipe.run_name)
+    other = smoke_recipe(tiny_model_dir, tmp_path, "training.learning_rate=0.001")
+    with pytest.raises(UserError, match="holds a run of a different recipe"):
+        run_training(other, progress=False)
+    same = smoke_recipe(tiny_model_dir, tmp_path)
+    with pytest.raises(UserError, match="--resume to continue it or --force"):
+        run_training(same, progress=False)
+    with pytest.raises(UserError, match="nothing to resume"):
+        run_training(smoke_recipe(tiny_model_dir, tmp_path / "empty"), resume=True, progress=False)
+
+
+def test_half_written_checkpoint_is_never_resumed(tmp_path):
+    run = tmp_path / "run"
+    good = run / "checkpoint-2"
+    good.mkdir(parents=True)
+    (good / "trainer_state.json").write_text("{}")
+    (good / "checkpoint.complete").write_text("{}")
+    half = run / "checkpoint-4"
+    half.mkdir()
+    (half / "adapter_model.safetensors").write_bytes(b"partial")
+    assert last_complete_checkpoint(run) == good
+
+
+def test_full_finetuning_updates_the_model(tiny_model_dir, tmp_path, with_varying_reward):
+    from utils.training import run_training
+
+    recipe = smoke_recipe(tiny_model_dir, tmp_path, "lora.enabled=false", "training.max_steps=2",
+                          "eval.every_steps=0", "training.learning_rate=0.01")
+    outcome = run_training(recipe, progress=False)
+    saved = load_file(outcome.run_dir / "checkpoint-2" / "model.safetensors")
+    original = load_file(tiny_model_dir / "model.safetensors")
+    assert not (outcome.run_dir / "checkpoint-2" / "adapter_config.json").exists()
+    assert any(not torch.equal(saved[k].float(), original[k].float()) for k in original)
+
+
+def test_adapter_starting_point_continues_that_adapter(lora_run, tmp_path, tiny_model_dir, with_varying_reward):
+    from utils.modeling import load_model_and_tokenizer
+    from utils.training import run_training
+
+    _, outcome = lora_run
+    adapter = outcome.run_dir / "checkpoint-4"
+    saved = lora_tensors(adapter)
+    recipe = smoke_recipe(tiny_model_dir, tmp_path, f"model.name={adapter}", "training.max_steps=2",
+                          "eval.every_steps=0")
+    loaded = load_model_and_tokenizer(recipe)
+    assert loaded.adapter_from == str(adapter) and Path(loaded.base_name) == tiny_model_dir
+    state = {k: v for k, v in loaded.model.state_dict().items() if "lora_" in k}
+    for key, value in saved.items():  # PEFT names the active adapter "default" in memory
+        in_memory = key.replace(".weight", ".default.weight")
+        assert torch.equal(state[in_memory], value), key
+    result = run_training(recipe, progress=False)
+    continued = lora_tensors(result.run_dir / "checkpoint-2")
+    assert continued.keys() == saved.keys()
+    assert any(not torch.equal(continued[k], saved[k]) for k in saved)
+
+
+def test_sigterm_saves_a_loadable_checkpoint_and_resume_works(tiny_model_dir, tmp_path):
+    base = [sys.executable, str(ROOT / "scripts" / "grpo_train.py"), str(SMOKE), "--no-progress",
+            "--set", f"model.name={tiny_model_dir}", "--set", f"output.dir={tmp_path}",
+            "--set", "training.save_steps=1000", "--set", "eval.every_steps=0"]
+    proc = subprocess.Popen([*base, "--set", "training.max_steps=500"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    metrics = tmp_path / "smoke_cpu" / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 2):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, output
+    assert "stopped by SIGTERM" in output
+    checkpoint = last_complete_checkpoint(tmp_path / "smoke_cpu")
+    assert checkpoint is not None
+    step = int(checkpoint.name.split("-")[1])
+    assert 2 <= step < 500
+
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), checkpoint)  # loads
+
+    resumed = subprocess.run(
+        [*base, "--set", f"training.max_steps={step + 1}", "--resume"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, env=dict(os.environ),
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"resuming from {checkpoint}" in resumed.stdout
+    assert f"done: {step + 1} steps" in resumed.stdout

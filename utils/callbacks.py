@@ -1,0 +1,273 @@
+"""Trainer callbacks that make a GRPO run folder people can read, resume and trust.
+
+- RewardRecorder: wraps reward functions so each step's prompts, completions and rewards can be sampled.
+- RunMonitor: metrics.jsonl, completions.jsonl, plots/, progress bar, complete-checkpoint markers.
+- EvalCallback: greedy pass@1 on the validation split every N steps; the best checkpoint kept as best/.
+- GracefulStop: Ctrl-C / SIGTERM finish the current step, save a checkpoint and end the run cleanly.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import resource
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+from utils.answers import extract_answer
+from utils.evaluation import evaluate_accuracy
+from utils.plots import plot_metrics
+from utils.runs import COMPLETIONS, METRICS, mark_complete
+
+
+def completion_text(completion: Any) -> str:
+    """TRL passes conversational completions as [{"role": "assistant", "content": ...}]."""
+    if isinstance(completion, list):
+        return "".join(m.get("content", "") for m in completion if isinstance(m, dict))
+    return str(completion)
+
+
+def prompt_text(prompt: Any) -> str:
+    if isinstance(prompt, list):
+        return next((m["content"] for m in reversed(prompt) if m.get("role") == "user"), "")
+    return str(prompt)
+
+
+class RewardRecorder:
+    """Keeps the latest batch each reward function scored, for completions.jsonl (any TRL version)."""
+
+    def __init__(self) -> None:
+        self.batch: dict[str, Any] = {}
+        self.rewards: dict[str, list] = {}
+
+    def wrap(self, funcs: list[Callable]) -> list[Callable]:
+        return [self._wrap(f) for f in funcs]
+
+    def _wrap(self, func: Callable) -> Callable:
+        @functools.wraps(func)  # keeps __name__: TRL logs rewards/<name>/mean by it
+        def recorded(prompts: list, completions: list, **kwargs: Any) -> list:
+            values = func(prompts, completions, **kwargs)
+            if self.batch.get("completions") is not completions:  # first reward of a new batch
+                self.batch = {"prompts": prompts, "completions": completions, "answer": kwargs.get("answer")}
+                self.rewards = {}
+            self.rewards[func.__name__] = list(values)
+            return values
+
+        return recorded
+
+    def sample(self, k: int) -> list[dict]:
+        """Up to k records of the latest batch: prompt, completion, gold, extracted answer, each reward."""
+        completions = self.batch.get("completions") or []
+        prompts = self.batch.get("prompts") or []
+        golds = self.batch.get("answer") or [None] * len(completions)
+        out = []
+        for i in range(min(k, len(completions))):
+            text = completion_text(completions[i])
+            out.append({
+                "prompt": prompt_text(prompts[i]),
+                "completion": text,
+                "gold": golds[i],
+                "extracted": extract_answer(text),
+                "rewards": {name: values[i] for name, values in self.rewards.items()},
+            })
+        return out
+
+
+def peak_memory_mib() -> float:
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+class JsonlWriter:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def write(self, record: dict) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+
+
+class RunMonitor(TrainerCallback):
+    """metrics.jsonl every log, completions.jsonl every K steps, plots, a progress bar, checkpoint markers."""
+
+    def __init__(self, run_dir: Path, recorder: RewardRecorder, completions_every: int, completions_sample: int,
+                 plots: bool, plot_every: int = 10, progress: bool = True) -> None:
+        self.run_dir = run_dir
+        self.metrics = JsonlWriter(run_dir / METRICS)
+        self.completions = JsonlWriter(run_dir / COMPLETIONS)
+        self.recorder = recorder
+        self.completions_every = completions_every
+        self.completions_sample = completions_sample
+        self.plots = plots
+        self.plot_every = plot_every  # plotting costs ~0.3 s: not every step of a fast run
+        self.progress = progress
+        self.bar: Any = None
+        self.step_started = 0.0
+        self.step_seconds = 0.0
+        self.last_log_time = 0.0
+        self.last_tokens = 0.0
+        self.accuracy: float | None = None
+        self.reward: float | None = None
+
+    def refresh_plots(self) -> None:
+        if self.plots:
+            plot_metrics(self.run_dir / METRICS, self.run_dir / "plots")
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.last_log_time = time.perf_counter()
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc="GRPO", unit="step",
+                            dynamic_ncols=True, file=sys.stderr)
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self.step_started = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.step_seconds = time.perf_counter() - self.step_started
+        if state.max_steps and state.global_step >= state.max_steps:
+            control.should_save = True  # always keep the final step, whatever save_steps says
+        if self.completions_every and state.global_step % self.completions_every == 0:
+            for record in self.recorder.sample(self.completions_sample):
+                self.completions.write({"step": state.global_step, **record})
+        if self.bar is not None:
+            self.bar.update(state.global_step - self.bar.n)
+            postfix = {}
+            if self.reward is not None:
+                postfix["reward"] = f"{self.reward:.3f}"
+            if self.accuracy is not None:
+                postfix["acc"] = f"{self.accuracy:.1%}"
+            self.bar.set_postfix(postfix, refresh=True)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        logs = logs or {}
+        if "train_runtime" in logs:  # the trainer's end-of-run summary, not a step
+            return
+        now = time.perf_counter()
+        record: dict[str, Any] = {"step": state.global_step}
+        record.update({k: v for k, v in logs.items() if isinstance(v, (int, float))})
+        tokens = logs.get("num_tokens")
+        if isinstance(tokens, (int, float)) and now > self.last_log_time:
+            record["tokens_per_s"] = (tokens - self.last_tokens) / (now - self.last_log_time)
+            self.last_tokens = tokens
+        self.last_log_time = now
+        record["step_time_s"] = round(self.step_seconds, 4)
+        record["peak_memory_mib"] = round(peak_memory_mib(), 1)
+        self.reward = logs.get("reward", self.reward)
+        self.metrics.write(record)
+        if self.plot_every and state.global_step % self.plot_every == 0:
+            self.refresh_plots()
+
+    def on_save(self, args, state, control, **kwargs):
+        checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if checkpoint.is_dir():
+            mark_complete(checkpoint, state.global_step)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.refresh_plots()
+        if self.bar is not None:
+            self.bar.close()
+
+
+class EvalCallback(TrainerCallback):
+    """Greedy pass@1 on held-out problems every N steps (and before the first); best checkpoint -> best/.
+
+    GRPO has no meaningful eval loss: accuracy with our verifier is the number that picks a checkpoint.
+    """
+
+    def __init__(self, rows: list[dict], every_steps: int, max_new_tokens: int, batch_size: int, run_dir: Path,
+                 tokenizer: Any, monitor: RunMonitor) -> None:
+        self.rows = rows
+        self.every_steps = every_steps
+        self.max_new_tokens = max_new_tokens
+        self.batch_size = batch_size
+        self.best_dir = run_dir / "best"
+        self.tokenizer = tokenizer
+        self.monitor = monitor
+        self.best = self._saved_best()
+
+    def _saved_best(self) -> float:
+        try:
+            return json.loads((self.best_dir / "best.json").read_text())["accuracy"]
+        except (OSError, ValueError, KeyError):
+            return -1.0
+
+    def evaluate(self, model: Any, step: int) -> float:
+        started = time.perf_counter()
+        result = evaluate_accuracy(model, self.tokenizer, self.rows, self.max_new_tokens, self.batch_size)
+        self.monitor.metrics.write({
+            "step": step, "eval/accuracy": result.accuracy, "eval/correct": result.correct,
+            "eval/total": result.total, "eval/seconds": round(time.perf_counter() - started, 2),
+        })
+        self.monitor.accuracy = result.accuracy
+        if result.accuracy > self.best:
+            self.best = result.accuracy
+            self._save_best(model, step, result.accuracy)
+        return result.accuracy
+
+    def _save_best(self, model: Any, step: int, accuracy: float) -> None:
+        """Write best.tmp fully, then swap it in: best/ is never half-written."""
+        tmp = self.best_dir.with_name("best.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(tmp)
+        self.tokenizer.save_pretrained(tmp)
+        (tmp / "best.json").write_text(json.dumps({"step": step, "accuracy": accuracy}) + "\n")
+        old = self.best_dir.with_name("best.old")
+        if self.best_dir.exists():
+            self.best_dir.replace(old)
+        tmp.replace(self.best_dir)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        if state.global_step == 0 and self.every_steps:
+            self.evaluate(model, 0)  # the starting point: what the model knew before this run
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if self.every_steps and state.global_step % self.every_steps == 0:
+            self.evaluate(model, state.global_step)
+        elif state.max_steps and state.global_step >= state.max_steps and self.every_steps:
+            self.evaluate(model, state.global_step)  # the end point, even off the eval grid
+
+
+class GracefulStop(TrainerCallback):
+    """First Ctrl-C or SIGTERM: finish this step, save a checkpoint, stop. A second Ctrl-C aborts."""
+
+    def __init__(self) -> None:
+        self.requested: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = signal.Signals(signum).name
+        print(f"\n{self.requested}: finishing this step, then saving a checkpoint (Ctrl-C again to abort)",
+              file=sys.stderr, flush=True)
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: leave signals alone
+                pass
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.requested:
+            control.should_save = True
+            control.should_training_stop = True
+
+    def on_train_end(self, args, state, control, **kwargs):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()

@@ -1,0 +1,61 @@
+"""Training curves from metrics.jsonl as PNGs: reward (total and per reward), accuracy, completion length."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def _series(records: list[dict], key: str) -> tuple[list[int], list[float]]:
+    points = [(r["step"], r[key]) for r in records if isinstance(r.get(key), (int, float)) and "step" in r]
+    return [p[0] for p in points], [p[1] for p in points]
+
+
+def plot_metrics(metrics_path: Path, out_dir: Path) -> list[Path]:
+    """Write reward.png, accuracy.png and completion_length.png (those with data); returns the files written."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on training machines
+    import matplotlib.pyplot as plt
+
+    records = read_jsonl(metrics_path)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    reward_keys = sorted({k for r in records for k in r if k.startswith("rewards/") and k.endswith("/mean")})
+    charts = {
+        "reward.png": ("Reward (mean per step)", ["reward", *reward_keys]),
+        "accuracy.png": ("Validation accuracy (greedy pass@1)", ["eval/accuracy"]),
+        "completion_length.png": ("Completion length (tokens)", ["completions/mean_length"]),
+    }
+    written = []
+    for name, (title, keys) in charts.items():
+        series = [(k, *_series(records, k)) for k in keys]
+        series = [s for s in series if s[1]]
+        if not series:
+            continue
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for key, steps, values in series:
+            ax.plot(steps, values, marker="o" if len(steps) < 30 else None, markersize=3, label=key)
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        if len(series) > 1:
+            ax.legend(fontsize=8)
+        fig.tight_layout()
+        tmp = out_dir / f".{name}"
+        fig.savefig(tmp, dpi=100, format="png")
+        plt.close(fig)
+        tmp.replace(out_dir / name)  # a viewer never sees a half-written image
+        written.append(out_dir / name)
+    return written
