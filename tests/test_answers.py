@@ -1,0 +1,295 @@
+"""utils.answers: extraction, cleaning, equivalence, parseability, batch verification, time bounds."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from utils import answers
+from utils.answers import clean_answer, extract_answer, is_equivalent, is_parseable, verify_batch
+
+# ---------------------------------------------------------------------------------------------
+# Extraction
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        # the original plan's correctness_reward_func / extract_openr1_answer examples
+        ("2 + 2 = 4", "4"),
+        ("The answer is 10.5", "10.5"),
+        ("After calculating, we get x = 42", "42"),
+        # boxes: last one, nested braces, fbox, \dfrac, units, punctuation, $ and \left/\right
+        (r"First \boxed{1}, then finally \boxed{\frac{3}{4}}.", r"\frac{3}{4}"),
+        (r"so $\boxed{\dfrac{3}{4}}$.", r"\frac{3}{4}"),
+        (r"\boxed{\frac{\sqrt{3}}{2}}", r"\frac{\sqrt{3}}{2}"),
+        (r"\fbox{12}", "12"),
+        (r"\boxed 7 is it", "7"),
+        (r"$\boxed{\left( 3, \frac{\pi}{2} \right)}$.", r"( 3, \frac{\pi}{2} )"),
+        (r"\boxed{10 \text{ cm}}", "10"),
+        (r"\boxed{864 \mbox{ inches}^2}", "864"),
+        (r"\boxed{30^\circ}", "30"),
+        (r"\boxed{\$18.90}", "18.90"),
+        (r"\boxed{1,000}", "1000"),
+        (r"\boxed{32,\!348}", "32348"),
+        (r"\boxed{(1,000)}", "(1,000)"),  # a tuple stays a tuple
+        (r"\boxed{\text{(C)}}", "C"),
+        (r"\boxed{\text{Evelyn}}", "Evelyn"),
+        (r"\boxed{50\%}", "50%"),
+        (r"\boxed{x = 5}", "x = 5"),
+        (r"\boxed{\{1, 2\}}", r"\{1, 2\}"),
+        # several boxes: joined by commas/"and" they are one answer; "or" offers alternatives
+        (r"The roots are \boxed{2} and \boxed{3}.", "2, 3"),
+        (r"$\boxed{1}$, $\boxed{-2}$", "1, -2"),
+        (r"\boxed{15\frac{39}{40}}, or \boxed{\frac{639}{40}} inches", r"\frac{639}{40}"),
+        # a truncated completion: the unclosed last box is not an answer, the earlier one is
+        (r"maybe \boxed{5} but then \boxed{\frac{1}{2", "5"),
+        # answer tags, ####, "the answer is"
+        ("<reasoning>2+2</reasoning>\n<answer>\n4\n</answer>", "4"),
+        ("<answer>The total is 3 + 4 = 7 apples.</answer>", "7"),
+        ("She pays 9 * 2 = $<<9*2=18>>18 every day.\n#### 18", "18"),
+        ("#### 1,600", "1600"),
+        ("The final answer is $\\frac{1}{2}$. I hope it is correct.", r"\frac{1}{2}"),
+        ("Final Answer: 12", "12"),
+        ("so the answer is: -3.", "-3"),
+        # the last `=`, prose cut off; the last number
+        ("Adding up, 3 + 4 = 7 apples in total", "7"),
+        ("so that we get = 2x + 1", "2x + 1"),
+        ("we get $x = 42$.", "42"),
+        ("I think it is 17 or so", "17"),
+        ("There are 3 red and 5 blue balls", "5"),
+        ("The value is -0.25", "-0.25"),
+        ("Janet makes $<<9*2=18>>18", "18"),
+        ("It takes 10 minutes, so it is 50 a day", "50"),
+    ],
+)
+def test_extract_answer(text: str, expected: str) -> None:
+    assert extract_answer(text) == expected
+
+
+@pytest.mark.parametrize("text", [None, "", "   ", "no numbers here at all", "\x00\x00", r"\boxed{", "<answer></answer>"])
+def test_extract_answer_none(text: str | None) -> None:
+    assert extract_answer(text) is None
+
+
+def test_extract_rule_order() -> None:
+    # a box wins over everything after it; answer tags over ####; #### over "the answer is"
+    assert extract_answer(r"\boxed{3} so the answer is 4, = 5, 6") == "3"
+    assert extract_answer("<answer>8</answer>\n#### 9") == "8"
+    assert extract_answer("#### 9\nThe answer is 10") == "9"
+    assert extract_answer("The answer is 10. Check: 5 + 5 = 10, 11") == "10"
+
+
+@pytest.mark.parametrize(
+    "raw, cleaned",
+    [
+        (r"$\dfrac{1}{2}$", r"\frac{1}{2}"),
+        (r"\left[ -2, 7 \right)", "[ -2, 7 )"),
+        (r"\frac12", r"\frac{1}{2}"),
+        (r"\frac{270}7\text{ degrees}", r"\frac{270}{7}"),
+        (r"11,\! 111,\! 111,\! 100", "11111111100"),
+        (r"1{,}000", "1000"),
+        ("5.4 \\text{ cents}", "5.4"),
+        (r"\text{(B)}", "B"),
+        ("(B)", "B"),
+        ("42 cm", "42"),
+        ("2 1/2", r"2\frac{1}{2}"),
+        ("3, 5, 7", "3, 5, 7"),
+        ("−5", "-5"),
+        ("17.", "17"),
+    ],
+)
+def test_clean_answer(raw: str, cleaned: str) -> None:
+    assert clean_answer(raw) == cleaned
+
+
+# ---------------------------------------------------------------------------------------------
+# Equivalence: the cases the original plan got wrong, near misses, tolerance rules
+
+EQUIVALENT = [
+    (r"\frac{3}{4}", r"\boxed{\frac{3}{4}}"),  # a box around a gold is still the gold
+    (r"\frac{3}{4}", "0.75"),
+    ("0.75", r"\frac34"),
+    ("5", "x = 5"),
+    ("x=5", "5"),
+    ("(2, 3)", "(2,3)"),
+    (r"50\%", "0.5"),
+    ("0.5", "50%"),
+    ("50", r"50\%"),
+    (r"\frac{1}{3}", "0.333333"),  # 6 decimal places: equal after rounding
+    (r"\frac{1}{3}", "0.3333333"),
+    ("2.5", "2.50"),
+    (r"2\frac{1}{2}", "2.5"),
+    (r"1\frac{4}{5}", r"\frac{9}{5}"),
+    ("1000", "1,000"),
+    ("-3", "−3"),
+    ("1.5e3", "1500"),
+    (r"\frac{\sqrt{3}}{2}", r"\sqrt{3}/2"),
+    ("x+1", "1+x"),
+    ("x^2+2x+1", "(x+1)^2"),
+    (r"\text{east}", "East"),
+    (r"\text{(C)}", "C"),
+    (r"x \in [-2,7]", "[-2,7]"),
+    (r"\{1,2\}", r"\{2,1\}"),
+    (r"\begin{pmatrix} 1/5 \\ -18/5 \end{pmatrix}", r"\begin{pmatrix} 0.2 \\ -3.6 \end{pmatrix}"),
+    (r"(-\infty, 0]", r"(-\infty,0]"),
+    ("6+9i", "9i+6"),
+    (r"30^\circ", "30"),
+]
+
+NOT_EQUIVALENT = [
+    ("0.333", "0.3333333"),  # both decimals, different after rounding to 6 places
+    (r"\frac{1}{3}", "0.333"),
+    (r"\frac{1}{3}", "0.33"),
+    ("2", "-2"),
+    ("(1,2)", "[1,2]"),
+    ("(1,2)", "(2,1)"),
+    ("x+1", "x-1"),
+    ("0.5", "50"),
+    ("2.5", "2.4"),
+    ("1000", "(1,000)"),
+    ("7", "7, 8"),
+    ("x=5", "y=5"),
+    (r"\text{east}", "west"),
+    ("5", "x"),
+    (r"\sqrt{2}", "1.41"),
+    ("12", "2x + 1"),
+    (r"\frac{3}{4}", None),
+    (r"\frac{3}{4}", ""),
+]
+
+
+@pytest.mark.parametrize("gold, predicted", EQUIVALENT)
+def test_equivalent(gold: str, predicted: str) -> None:
+    assert is_equivalent(gold, extract_answer(predicted) if "\\boxed" in predicted else predicted)
+
+
+@pytest.mark.parametrize("gold, predicted", NOT_EQUIVALENT)
+def test_not_equivalent(gold: str, predicted: str | None) -> None:
+    assert not is_equivalent(gold, predicted)
+
+
+def test_equivalent_never_raises_on_odd_input() -> None:
+    for gold, pred in [(None, "1"), ("1", 1), (3, "3"), (b"1", "1"), ("1", ["1"]), (object(), "x")]:
+        assert is_equivalent(gold, pred) in (True, False)  # type: ignore[arg-type]
+    assert is_equivalent(3, "3")  # type: ignore[arg-type]  - amc23 stores answers as numbers
+
+
+@pytest.mark.parametrize(
+    "gold, ok",
+    [
+        ("42", True), (r"\frac{\sqrt{3}}{2}", True), ("(2,3)", True), (r"\text{east}", True), ("B", True),
+        (r"(-\infty, 2) \cup (3, \infty)", True), ("x^2+1", True), ("", False), ("   ", False),
+        (r"\frac{1}{2", False), ("proof", False), ("9^{9^{9^{9}}}", False), ("x" * 3000, False), ("(" * 1000 + "1" + ")" * 1000, False),
+    ],
+)
+def test_is_parseable(gold: str, ok: bool) -> None:
+    assert is_parseable(gold) is ok
+
+
+def test_verify_batch_matches_single_calls() -> None:
+    golds = [g for g, _ in EQUIVALENT + NOT_EQUIVALENT]
+    preds = [p for _, p in EQUIVALENT + NOT_EQUIVALENT]
+    preds = [extract_answer(p) if p and "\\boxed" in p else p for p in preds]
+    expected = [True] * len(EQUIVALENT) + [False] * len(NOT_EQUIVALENT)
+    assert verify_batch(golds, preds) == expected
+    assert verify_batch(golds, preds, max_workers=1) == expected
+    with pytest.raises(ValueError):
+        verify_batch(["1"], [])
+
+
+# ---------------------------------------------------------------------------------------------
+# Real data: MATH-500 and GSM8K
+
+
+def _math500(shared_data: Path) -> list[dict]:
+    path = shared_data / "math500" / "math500.jsonl"
+    if not path.exists():
+        pytest.skip(f"{path} is absent")
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_math500_reference_solutions_are_equivalent(shared_data: Path) -> None:
+    rows = _math500(shared_data)
+    assert len(rows) == 500
+    extracted = [extract_answer(r["solution"]) for r in rows]
+    verdicts = verify_batch([r["answer"] for r in rows], extracted)
+    failures = [(r["answer"], e) for r, e, v in zip(rows, extracted, verdicts, strict=True) if not v]
+    assert failures == []
+
+
+def _plain_value(answer: str) -> Fraction | None:
+    """An independent reading of plain numbers (integers, decimals, \\frac{a}{b}) for the exclusion rule."""
+    s = answer.replace(" ", "").replace("\\dfrac", "\\frac").replace("\\!", "").replace("\\$", "")
+    s = re.sub(r"\^\\circ|\\%", "", s)
+    m = re.fullmatch(r"(-?)\\frac\{?(\d+)\}?\{?(\d+)\}?", s)
+    if m:
+        return Fraction(int(m.group(2)), int(m.group(3))) * (-1 if m.group(1) else 1)
+    try:
+        return Fraction(s.replace(",", ""))
+    except ValueError:
+        return None
+
+
+def test_math500_mismatched_pairs_are_not_equivalent(shared_data: Path) -> None:
+    rows = _math500(shared_data)
+    rng = random.Random(20241125)
+    pairs: list[tuple[int, int]] = []
+    while len(pairs) < 2000:
+        i, j = rng.randrange(len(rows)), rng.randrange(len(rows))
+        a_i, a_j = rows[i]["answer"], rows[j]["answer"]
+        if i == j or a_i.replace(" ", "") == a_j.replace(" ", ""):
+            continue  # genuinely equal answers: same string, or the same plain number
+        v_i, v_j = _plain_value(a_i), _plain_value(a_j)
+        if v_i is not None and v_i == v_j:
+            continue
+        pairs.append((i, j))
+    extracted = {j: extract_answer(rows[j]["solution"]) for _, j in pairs}
+    verdicts = verify_batch([rows[i]["answer"] for i, _ in pairs], [extracted[j] for _, j in pairs])
+    wrong = [(rows[i]["answer"], extracted[j]) for (i, j), v in zip(pairs, verdicts, strict=True) if v]
+    assert wrong == []
+
+
+def _gsm8k_test(shared_data: Path) -> list[dict]:
+    path = shared_data / "gsm8k" / "test.jsonl"
+    if not path.exists():
+        pytest.skip(f"{path} is absent")
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_gsm8k_hash_answers(shared_data: Path) -> None:
+    rows = _gsm8k_test(shared_data)
+    assert len(rows) == 1319
+    golds = [r["answer"].split("####")[-1].strip() for r in rows]
+    extracted = [extract_answer(r["answer"]) for r in rows]
+    assert [g.replace(",", "") for g in golds] == extracted  # the same string, thousands separators dropped
+    assert all(verify_batch(golds, extracted))
+
+
+def test_gsm8k_reasoning_without_hashes(shared_data: Path) -> None:
+    """The last-`=` / last-number rules on real reasoning: the solution text with its #### line removed."""
+    rows = _gsm8k_test(shared_data)
+    golds = [r["answer"].split("####")[-1].strip() for r in rows]
+    extracted = [extract_answer(r["answer"].split("####")[0]) for r in rows]
+    rate = sum(verify_batch(golds, extracted)) / len(rows)
+    assert rate >= 0.98, f"{rate:.3%}"  # measured 98.9%: the rest state the answer in words after the last `=`
+
+
+# ---------------------------------------------------------------------------------------------
+# Bounds
+
+
+def test_pathological_symbolic_work_is_cut_off() -> None:
+    # depth-2 towers pass the screens; math-verify would evaluate 9^(9^9) for minutes
+    answers.warm_up()
+    import time
+
+    start = time.monotonic()
+    assert not is_equivalent("5", "9^{9^{9}}", timeout=0.3)
+    assert time.monotonic() - start < 1.0
+    assert is_equivalent("x+1", "1+x")  # a fresh worker replaced the killed one

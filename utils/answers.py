@@ -1,0 +1,1043 @@
+"""Final answers: extract what a completion commits to, and decide math equivalence with a gold answer.
+
+The pieces, cheapest first:
+- `extract_answer(text)`: regex rules, linear in the text (last `\\boxed{}`, `<answer>` tags, `####`,
+  "the answer is", the last `=`, the last number).
+- `clean_answer(s)`: strips what never changes the value (`$`, `\\left`, `\\text{}` units, degrees,
+  thousands separators, trailing punctuation) so equal answers usually become equal strings.
+- Fast paths in this process: normalised string equality, and exact rational comparison of numbers
+  (integers, decimals, fractions, percentages, mixed numbers, scientific notation).
+- Everything else goes to math-verify in a worker process (utils/_verify_worker.py) that the caller
+  kills when it outlives its deadline. That is the only hard bound: math-verify's own timeout uses
+  signal.alarm (main thread only) and a huge power evaluates in C where no signal lands.
+
+Tolerance rules for numbers (written down because they decide rewards):
+- Exact forms (integers, fractions, mixed numbers `2\\frac{1}{2}`, terminating decimals) compare as
+  exact rationals: `0.75` = `\\frac{3}{4}`, `2.50` = `2.5`.
+- When the values differ and either side is written as a decimal, they are equal iff both round to
+  the same 6 decimal places (math-verify's float_rounding): `0.333333` = `\\frac{1}{3}`, but `0.333`,
+  `0.33` != `\\frac{1}{3}`.
+- A percentage `p%` equals `p/100` and also `p`: `50\\%` = `0.5` = `50`, the way graders read
+  "what percent" answers. Nothing else is scaled: `0.5` != `50`.
+- Signs, order and bracket kinds matter: `2` != `-2`, `(1,2)` != `(2,1)`, `(1,2)` != `[1,2]`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import re
+import select
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import lru_cache
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+# Per-answer deadline for the symbolic check (seconds). math-verify needs 3-36 ms on real answers
+# (p99); anything that needs more than half a second is pathological, and a GRPO step must not wait.
+DEFAULT_TIMEOUT = 0.5
+# Starting the verifier process (imports sympy + math-verify) happens once per process; bounded too.
+STARTUP_TIMEOUT = 30.0
+# Input size limits. Extraction reads any length (linear regexes); rules that search backwards for
+# prose patterns look at the last TAIL_CHARS only. Symbolic checks refuse bigger or deeper inputs.
+TAIL_CHARS = 10_000
+MAX_BOX_CHARS = 4_000
+MAX_SYMBOLIC_CHARS = 400
+MAX_NESTING = 25
+MAX_POWER_DEPTH = 2  # 9^{9^{9}} is depth 3: no real answer needs it, and it never finishes
+MAX_EXPONENT_DIGITS = 5
+MAX_NUMBER_DIGITS = 400
+_WORKER_SCRIPT = Path(__file__).with_name("_verify_worker.py")
+
+
+# ---------------------------------------------------------------------------------------------
+# Text hygiene
+
+
+def _sanitize(text: str) -> str:
+    """Drop NUL and other control bytes and lone surrogates: they only come from broken decoding."""
+    if not isinstance(text, str):
+        text = bytes(text).decode("utf-8", "replace") if isinstance(text, (bytes, bytearray)) else str(text)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "ignore").decode("utf-8")
+    if _CONTROL.search(text):
+        text = _CONTROL.sub("", text)
+    return text
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+# ---------------------------------------------------------------------------------------------
+# Extraction
+
+_BOX_START = re.compile(r"\\(?:boxed|fbox)\b")
+_ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.S | re.I)
+_HASHES = re.compile(r"####[ \t]*([^\n]*)")
+_ANSWER_IS = re.compile(r"(?:final\s+answer|answer)\s*(?:is\s*:?|:|=)\s*", re.I)
+_CALC_ANNOTATION = re.compile(r"<<[^<>\n]{0,200}>>")  # GSM8K calculator traces: 16-3-4=9 inside <<>>
+_NUMBER_TOKEN = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s*/\s*\d+)?%?|-?\.\d+%?")
+_BOX_JOINER = re.compile(r"^[\s$,]*(?:and)?[\s$,]*$")  # between boxes of one multi-part answer
+
+
+def extract_answer(text: str | None) -> str | None:
+    """The final answer a completion commits to, cleaned (see `clean_answer`); None when there is none.
+
+    Rules, first that applies: the last complete `\\boxed{}` / `\\fbox{}` (boxes joined only by
+    commas or "and" make one answer: `\\boxed{2} and \\boxed{3}` -> `2, 3`); else the last
+    `<answer>...</answer>`; else `#### N`; else "the (final) answer is ..."; else the text after
+    the last `=`; else the last number.
+    """
+    if text is None:
+        return None
+    try:
+        text = _sanitize(text)
+    except Exception:  # noqa: BLE001 - an unreadable object has no answer
+        return None
+    if not text.strip():
+        return None
+    for rule in (_from_boxes, _from_answer_tags, _from_hashes, _from_answer_is, _from_last_equals, _from_last_number):
+        found = rule(text)
+        if found:
+            cleaned = clean_answer(found)
+            if cleaned:
+                return cleaned
+    return None
+
+
+def _box_content(text: str, start: int) -> tuple[str, int] | None:
+    """Content and end of the box whose command starts at `start`; None when it never closes."""
+    i = _BOX_START.match(text, start).end()  # type: ignore[union-attr]
+    n = len(text)
+    while i < n and text[i] in " \t":
+        i += 1
+    if i >= n:
+        return None
+    if text[i] != "{":  # `\boxed 5`: one token
+        m = re.match(r"[^\s$]+", text[i:])
+        return (m.group(0), i + m.end()) if m else None
+    depth = 0
+    limit = min(n, i + MAX_BOX_CHARS)
+    j = i
+    while j < limit:
+        c = text[j]
+        if c == "\\":
+            j += 2  # an escaped brace (`\{`) is content, not structure
+            continue
+        if c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth == 0:
+                return text[i + 1 : j], j + 1
+        j += 1
+    return None
+
+
+def _from_boxes(text: str) -> str | None:
+    if "\\boxed" not in text and "\\fbox" not in text:
+        return None
+    starts = [m.start() for m in _BOX_START.finditer(text)]
+    boxes: list[tuple[int, str, int]] = []  # (start, content, end) of complete boxes, last first
+    for start in reversed(starts[-64:]):  # a truncated completion may end in an unclosed box
+        found = _box_content(text, start)
+        if found is None:
+            if boxes:
+                break
+            continue
+        content, end = found
+        if boxes and not _BOX_JOINER.match(text[end : boxes[-1][0]]):
+            break
+        if boxes and end > boxes[-1][0]:  # nested box inside the previous one: not a sibling
+            break
+        boxes.append((start, content, end))
+        if len(boxes) >= 8:
+            break
+    if not boxes:
+        return None
+    parts = [content.strip() for _, content, _ in reversed(boxes) if content.strip()]
+    return ", ".join(parts) if parts else None
+
+
+def _from_answer_tags(text: str) -> str | None:
+    if "<answer>" not in text.lower():
+        return None
+    matches = list(_ANSWER_TAG.finditer(text))
+    if not matches:
+        return None
+    content = matches[-1].group(1).strip()
+    if not content:
+        return None
+    if len(_PROSE_WORD.findall(content)) >= 3:  # prose inside the tags: find the answer in it
+        for rule in (_from_hashes, _from_answer_is, _from_last_equals, _from_last_number):
+            found = rule(content)
+            if found:
+                return found
+        return None
+    return content
+
+
+def _from_hashes(text: str) -> str | None:
+    if "####" not in text:
+        return None
+    found = None
+    for m in _HASHES.finditer(text):
+        if m.group(1).strip():
+            found = m.group(1)
+    return _math_prefix(found) if found else None
+
+
+def _from_answer_is(text: str) -> str | None:
+    tail = _CALC_ANNOTATION.sub("", text[-TAIL_CHARS:])
+    for m in reversed(list(_ANSWER_IS.finditer(tail))):
+        rest = tail[m.end() : m.end() + 500]
+        rest = rest.split("\n\n", 1)[0]
+        inline = re.match(r"\s*(\${1,2}|\\\(|\\\[)(.+?)(\${1,2}|\\\)|\\\])", rest, re.S)
+        candidate = inline.group(2) if inline else _math_prefix(rest.split("\n", 1)[0])
+        if candidate and candidate.strip():
+            return candidate
+    return None
+
+
+def _from_last_equals(text: str) -> str | None:
+    tail = _CALC_ANNOTATION.sub("", text[-TAIL_CHARS:])
+    for m in reversed(list(re.finditer(r"(?<![<>!=\\])=(?!=)", tail))):
+        rest = tail[m.end() :].split("\n", 1)[0]
+        candidate = _math_prefix(rest)
+        if candidate:
+            return candidate
+        if rest.strip():  # prose right after the last `=`: the rule found nothing usable
+            return None
+    return None
+
+
+def _from_last_number(text: str) -> str | None:
+    tail = _CALC_ANNOTATION.sub("", text[-TAIL_CHARS:])
+    last = None
+    for m in _NUMBER_TOKEN.finditer(tail):
+        last = m
+    return last.group(0) if last else None
+
+
+# A word that is prose, not math: 2+ letters not preceded by a backslash (that is a LaTeX command)
+# and not a function name; or the article "a" before another word ("$50 a day").
+_MATH_WORDS = {
+    "sin", "cos", "tan", "cot", "sec", "csc", "log", "ln", "exp", "sqrt", "pi", "arcsin", "arccos", "arctan",
+    "sinh", "cosh", "tanh", "lim", "max", "min", "gcd", "lcm", "mod", "det", "dx", "dy", "xy", "ab", "bc", "ac",
+}
+_PROSE_WORD = re.compile(r"(?<![\\A-Za-z])(?:[A-Za-z]{2,}|[aA](?=\s+[A-Za-z]{2}))(?![A-Za-z])|[&\"](?<!\\&)|'s\b")
+
+
+def _math_prefix(s: str) -> str | None:
+    """The math that starts `s`, up to the first prose word, without a trailing sentence end."""
+    s = s.strip()
+    # inline math first: `$42$ apples`
+    m = re.match(r"(\${1,2}|\\\(|\\\[)(.+?)(\${1,2}|\\\)|\\\])", s, re.S)
+    if m:
+        return m.group(2).strip() or None
+    cut = len(s)
+    for w in _PROSE_WORD.finditer(s):
+        if w.group(0).lower() in _MATH_WORDS or _inside_text_command(s, w.start()):
+            continue
+        cut = w.start()
+        break
+    s = s[:cut]
+    # a sentence end: ". " or a final "."; "10.5" keeps its point
+    s = re.split(r"(?<!\d)\.(?!\d)|\.(?=\s)|[;!?](?=\s|$)", s, maxsplit=1)[0]
+    s = s.strip().rstrip(",:;").strip()
+    return s or None
+
+
+def _inside_text_command(s: str, pos: int) -> bool:
+    opened = s.rfind("\\text{", 0, pos)
+    return opened != -1 and s.find("}", opened) > pos
+
+
+# ---------------------------------------------------------------------------------------------
+# Cleaning and normalisation
+
+_TEXT_CMD = r"\\(?:text|textbf|textit|textrm|textnormal|mathrm|mathbf|mathit|mbox|operatorname)\s*"
+_WHOLE_TEXT = re.compile(rf"^{_TEXT_CMD}\{{([^{{}}]*)\}}$")
+_TRAILING_TEXT = re.compile(rf"\s*{_TEXT_CMD}\{{[^{{}}]*\}}(?:\s*\^\s*\{{?\d\}}?)?\s*$")
+_INNER_TEXT = re.compile(rf"{_TEXT_CMD}\{{([^{{}}]*)\}}")
+_SIZING = re.compile(r"\\(?:left|right|bigl|bigr|Bigl|Bigr|biggl|biggr|big|Big|bigg|Bigg)(?![A-Za-z])\s*\.?")
+_SPACING = re.compile(r"\\[,;:! ]|\\quad|\\qquad|~")
+_DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|°|\\degree(?![A-Za-z])|\\circ(?![A-Za-z])")
+_THOUSANDS = re.compile(r"(?<![\d.,])\d{1,3}(?:,\d{3})+(?![\d,]|\.\d*,)")
+_UNITS = (
+    r"(?:cm|mm|km|m|meters?|kilometers?|centimeters?|in|inch(?:es)?|ft|feet|foot|yards?|miles?|kg|g|grams?|"
+    r"pounds?|lbs?|oz|ounces?|s|sec|seconds?|min|minutes?|h|hrs?|hours?|days?|weeks?|months?|years?|"
+    r"dollars?|cents?|units?|degrees?|sq|square|cubic|mph|liters?|L|ml|mL|people|students|apples)"
+)
+_NUMBER_WITH_UNIT = re.compile(rf"^([-+]?[\d.,]+(?:\s*\\frac\{{\d+\}}\{{\d+\}})?)\s*(?:{_UNITS}(?:\s+|\^\d|$))+$")
+_FRAC_SHORT = re.compile(r"\\frac\s*(\d|[A-Za-z]|\{[^{}]*\})\s*(\d|[A-Za-z]|\{[^{}]*\})")
+_SQRT_SHORT = re.compile(r"\\sqrt\s*(\d+|[A-Za-z])(?![\w{])")
+_UNICODE = {"−": "-", "–": "-", "×": "\\times ", "·": "\\cdot ", "π": "\\pi ", "∞": "\\infty ", "÷": "\\div ", "√": "\\sqrt "}
+
+
+def clean_answer(answer: str) -> str:
+    """Strip what never changes an answer's value; keep its structure (brackets, commas of tuples)."""
+    s = _sanitize(answer).strip()
+    if not s:
+        return ""
+    for k, v in _UNICODE.items():
+        if k in s:
+            s = s.replace(k, v)
+    s = s.replace("\\$", "").replace("$", "")
+    s = re.sub(r"\\[\[\]()]", "", s)  # \( \) \[ \] math delimiters
+    s = s.replace("\\displaystyle", "")
+    s = re.sub(r"\\[dt]frac(?![A-Za-z])", r"\\frac", s)
+    s = re.sub(r"\\[dt]binom(?![A-Za-z])", r"\\binom", s)
+    s = _SIZING.sub("", s)
+    # LaTeX thousands separators before spacing commands go: 32,\!348 and 1{,}000
+    s = re.sub(r"(\d),\\!\s*(?=\d{3})", r"\1", s)
+    s = re.sub(r"(\d)\{,\}(?=\d{3})", r"\1", s)
+    s = _SPACING.sub(" ", s)
+    s = _DEGREES.sub("", s)
+    s = s.replace("\\%", "%")
+    whole = _WHOLE_TEXT.match(s.strip())
+    if whole:
+        s = whole.group(1)
+    else:
+        for _ in range(3):  # units: "864 \mbox{ inches}^2", "5.4 \text{ cents}"
+            stripped = _TRAILING_TEXT.sub("", s)
+            if stripped == s or not stripped.strip():
+                break
+            s = stripped
+        s = _INNER_TEXT.sub(lambda m: f" {m.group(1)} ", s)
+    s = re.sub(r"\s+", " ", s).strip()
+    s = re.sub(r"^(?:=|:)\s*", "", s)
+    s = re.sub(r"(?:\s|[.,;:!?])+$", "", s) if not s.endswith("\\,") else s
+    s = s.replace("\\{", "\x01").replace("\\}", "\x02")  # protect set braces from the brace rules
+    s = _FRAC_SHORT.sub(lambda m: f"\\frac{{{_unbrace(m.group(1))}}}{{{_unbrace(m.group(2))}}}", s)
+    s = _SQRT_SHORT.sub(r"\\sqrt{\1}", s)
+    s = s.replace("\x01", "\\{").replace("\x02", "\\}")
+    unit = _NUMBER_WITH_UNIT.match(s)
+    if unit:
+        s = unit.group(1).strip()
+    m = re.match(r"^([-+]?)(\d+)\s+(\d+)\s*/\s*(\d+)$", s)  # "2 1/2": a mixed number
+    if m:
+        s = f"{m.group(1)}{m.group(2)}\\frac{{{m.group(3)}}}{{{m.group(4)}}}"
+    if not _is_bracketed(s):  # "(1,000)" is a tuple; "1,000" is a thousand
+        s = _THOUSANDS.sub(lambda m: m.group(0).replace(",", ""), s)
+    choice = re.match(r"^\(([A-Ea-e])\)$", s)
+    if choice:
+        s = choice.group(1).upper()
+    return s.strip()
+
+
+def _unbrace(arg: str) -> str:
+    return arg[1:-1] if arg.startswith("{") else arg
+
+
+def _is_bracketed(s: str) -> bool:
+    return len(s) >= 2 and s[0] in "([{" and s[-1] in ")]}" or s.startswith("\\{")
+
+
+def _key(cleaned: str) -> str:
+    """A comparison key: whitespace removed except between letters (`\\cot x` stays two tokens)."""
+    s = re.sub(r"(?<![A-Za-z]) | (?![A-Za-z])", "", cleaned)
+    s = s.replace("{,}", ",")
+    if re.fullmatch(r"[A-Za-z][A-Za-z ]+", s):  # words compare case-insensitively: East == east
+        s = s.lower()
+    return s
+
+
+# ---------------------------------------------------------------------------------------------
+# Exact numbers
+
+
+@dataclass(frozen=True)
+class _Number:
+    value: Fraction
+    decimal: bool  # written with a decimal point: rounding rules apply
+    percent: bool  # written with %: value is p/100, `raw` is p
+    raw: Fraction
+
+
+_DEC = r"(?:\d+\.\d*|\.\d+|\d+)"
+_PLAIN = re.compile(rf"^([+-]?)({_DEC})(?:(?:e|E|\\times10\^|\\cdot10\^|\*10\^|\*\*)\{{?([+-]?\d+)\}}?)?(%?)$")
+_FRAC = re.compile(rf"^([+-]?)\\frac\{{([+-]?{_DEC})\}}\{{([+-]?{_DEC})\}}(%?)$")
+_SLASH = re.compile(rf"^([+-]?)({_DEC})/({_DEC})(%?)$")
+_MIXED = re.compile(r"^([+-]?)(\d+)\\frac\{(\d+)\}\{(\d+)\}(%?)$")
+
+
+def _to_fraction(s: str) -> Fraction:
+    if len(s) > MAX_NUMBER_DIGITS:
+        raise ValueError("number too long")
+    return Fraction(s)
+
+
+def _parse_number(key: str) -> _Number | None:
+    """Exact value of a plain number key; None for anything else (expressions, tuples, text)."""
+    if not key or len(key) > MAX_NUMBER_DIGITS or not any(c.isdigit() for c in key):
+        return None
+    try:
+        m = _PLAIN.match(key)
+        if m:
+            sign, num, exp, pct = m.groups()
+            if key.endswith("**" + (exp or "")) and exp is not None and "**" in key:
+                return None  # 2**10 is a power, not scientific notation
+            value = _to_fraction(num)
+            if exp is not None:
+                if abs(int(exp)) > 400:
+                    return None
+                value *= Fraction(10) ** int(exp)
+            decimal = "." in num or (exp is not None and int(exp) < 0)
+            return _signed(sign, value, decimal, pct)
+        m = _FRAC.match(key) or _SLASH.match(key)
+        if m:
+            sign, num, den, pct = m.groups()
+            den_value = _to_fraction(den)
+            if den_value == 0:
+                return None
+            return _signed(sign, _to_fraction(num) / den_value, "." in num + den, pct)
+        m = _MIXED.match(key)
+        if m:
+            sign, whole, num, den, pct = m.groups()
+            if int(den) == 0 or int(num) >= int(den):  # 2\frac{5}{3} is not how anyone writes a mixed number
+                return None
+            return _signed(sign, int(whole) + Fraction(int(num), int(den)), False, pct)
+    except (ValueError, ZeroDivisionError, OverflowError):
+        return None
+    return None
+
+
+def _signed(sign: str, value: Fraction, decimal: bool, pct: str) -> _Number:
+    if sign == "-":
+        value = -value
+    if pct:
+        return _Number(value / 100, decimal, True, value)
+    return _Number(value, decimal, False, value)
+
+
+def _round6(x: Fraction) -> Fraction:
+    return Fraction(round(x * 10**6), 10**6)
+
+
+def _numbers_equal(a: _Number, b: _Number) -> bool:
+    values_a = {a.value, a.raw} if a.percent else {a.value}
+    values_b = {b.value, b.raw} if b.percent else {b.value}
+    inexact = a.decimal or b.decimal
+    for x in values_a:
+        for y in values_b:
+            if x == y or (inexact and _round6(x) == _round6(y)):
+                return True
+    return False
+
+
+# ---------------------------------------------------------------------------------------------
+# Prepared answers and the fast verdict
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    clean: str
+    key: str
+    number: _Number | None
+    symbolic_ok: bool  # within the size / nesting / power limits for math-verify
+
+
+def _prepare(answer: object) -> _Prepared:
+    if isinstance(answer, str) and len(answer) <= 2000:
+        return _prepare_cached(answer)
+    return _prepare_uncached(answer)
+
+
+@lru_cache(maxsize=65536)
+def _prepare_cached(answer: str) -> _Prepared:
+    return _prepare_uncached(answer)
+
+
+def _prepare_uncached(answer: object) -> _Prepared:
+    if isinstance(answer, (int, Fraction)) and not isinstance(answer, bool):
+        answer = str(answer)
+    elif isinstance(answer, float):
+        answer = repr(answer)
+    if not isinstance(answer, str):
+        return _Prepared("", "", None, False)
+    clean = clean_answer(answer)
+    key = _key(clean)
+    return _Prepared(clean, key, _parse_number(key), _symbolic_ok(clean))
+
+
+def _symbolic_ok(s: str) -> bool:
+    """Inputs math-verify may see: short, balanced braces, shallow nesting, no power towers."""
+    if not s or len(s) > MAX_SYMBOLIC_CHARS:
+        return False
+    t = s.replace("\\{", "(").replace("\\}", ")")  # set braces are brackets, not TeX groups
+    depth = 0
+    for c in t:  # bracket kinds may legitimately differ: (3,4] is an interval
+        if c in "([{":
+            depth += 1
+            if depth > MAX_NESTING:
+                return False
+        elif c in ")]}":
+            depth -= 1
+    groups: list[bool] = []  # open TeX groups: True where the group is an exponent
+    i, n = 0, len(t)
+    while i < n:
+        c = t[i]
+        if c == "{":
+            groups.append(False)
+        elif c == "}":
+            if not groups:
+                return False
+            groups.pop()
+        elif c == "^" or t.startswith("**", i):
+            i += 2 if c == "*" else 1
+            while i < n and t[i] == " ":
+                i += 1
+            powers = sum(groups) + 1
+            brace = i < n and t[i] == "{"
+            if not brace and re.match(r"[\\\w.]+\s*(?:\^|\*\*)", t[i:]):  # a^b^c chains without braces
+                powers += 1
+            if powers > MAX_POWER_DEPTH:
+                return False
+            if not brace:
+                continue
+            groups.append(True)
+        i += 1
+    if groups:
+        return False
+    # huge literal exponents evaluate to numbers with millions of digits
+    for m in re.finditer(r"(?:\^|\*\*)\s*\{?\s*[+-]?(\d+)", t):
+        if len(m.group(1)) > MAX_EXPONENT_DIGITS:
+            return False
+    return True
+
+
+_WORDS = re.compile(r"^[a-z][a-z ]{2,}$")
+_ASSIGNMENT = re.compile(r"^([A-Za-z](?:_\{?\w+\}?)?)=(?!.*=)(.+)$")
+
+
+def _fast_verdict(g: _Prepared, p: _Prepared) -> bool | None:
+    """A verdict without math-verify where one is certain; None when symbolic work is needed."""
+    if g.key == p.key:
+        return True
+    if g.number is not None and p.number is not None:
+        return _numbers_equal(g.number, p.number)
+    # `x = 5` against a gold with no equation: compare the right-hand side
+    if "=" in p.key and "=" not in g.key:
+        m = _ASSIGNMENT.match(p.key)
+        if m:
+            rhs = _prepare(m.group(2))
+            if rhs.key == g.key:
+                return True
+            if g.number is not None and rhs.number is not None:
+                return _numbers_equal(g.number, rhs.number)
+    if "=" in g.key and "=" not in p.key:
+        m = _ASSIGNMENT.match(g.key)
+        if m:
+            rhs = _prepare(m.group(2))
+            if rhs.key == p.key:
+                return True
+            if p.number is not None and rhs.number is not None:
+                return _numbers_equal(rhs.number, p.number)
+    # two different words ("east" vs "west"), or a word against a number
+    g_word, p_word = bool(_WORDS.match(g.key)), bool(_WORDS.match(p.key))
+    if (g_word and p_word) or (g_word and p.number is not None) or (p_word and g.number is not None):
+        return False
+    return _shape_mismatch(g.key, p.key)
+
+
+_RELATION = re.compile(r"=|<|>|\\(?:in|le|ge|leq|geq|neq|ne|lt|gt|cup|cap|setminus|subset|pm|mp)(?![A-Za-z])")
+_COMMAND = re.compile(r"\\[A-Za-z]+")
+
+
+def _shape(key: str) -> tuple[str, int]:
+    """("matrix" | "relation" | "scalar" | "list", number of top-level elements) of an answer key."""
+    if "\\begin{" in key:
+        return "matrix", 0
+    if _RELATION.search(key):
+        return "relation", 0  # equations, inequalities, unions, +-: math-verify's job
+    body = key
+    if _is_bracketed(body):
+        body = body[2:-2] if body.startswith("\\{") else body[1:-1]
+    depth, parts = 0, 1
+    for c in body.replace("\\{", "(").replace("\\}", ")"):
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        elif c == "," and depth == 0:
+            parts += 1
+    if depth != 0:
+        return "relation", 0  # unbalanced inside: leave it to math-verify
+    if parts > 1 or _is_bracketed(key):
+        return "list", parts
+    return "scalar", 1
+
+
+def _has_variables(key: str) -> bool:
+    """Letters other than the constants e and i, outside LaTeX commands: x, a, k..."""
+    return bool(re.search(r"[A-DF-HJ-Za-df-hj-z]", _COMMAND.sub("", key)))
+
+
+def _shape_mismatch(g_key: str, p_key: str) -> bool | None:
+    """False where the two answers are different kinds of object (a number vs a tuple, 2 vs 3
+    elements, a matrix vs anything else, a number vs an expression in x); None when unsure."""
+    g_shape, g_len = _shape(g_key)
+    p_shape, p_len = _shape(p_key)
+    if (g_shape == "matrix") != (p_shape == "matrix"):
+        return False
+    if "relation" in (g_shape, p_shape) or g_shape == "matrix":
+        return None
+    if g_shape != p_shape or g_len != p_len:
+        return False
+    if g_shape == "scalar":
+        g_number = _parse_number(g_key) is not None
+        p_number = _parse_number(p_key) is not None
+        if (g_number and _has_variables(p_key)) or (p_number and _has_variables(g_key)):
+            return False
+    return None
+
+
+_TEXT_ANSWER = re.compile(r"^[A-Za-z][A-Za-z '\-]{0,39}$")
+_NOT_ANSWERS = {"proof", "notfound", "not found"}  # OpenR1 puts these in `answer` for proof problems
+
+
+# ---------------------------------------------------------------------------------------------
+# The worker pool (client side)
+
+
+class VerifierUnavailable(RuntimeError):
+    """The symbolic verifier process could not be started."""
+
+
+class _Worker:
+    """One forked verifier process, spoken to over a socket with newline-delimited JSON."""
+
+    def __init__(self, sock: socket.socket, pid: int) -> None:
+        self.sock = sock
+        self.pid = pid
+        self.buf = bytearray()
+
+    def send(self, obj: dict) -> None:
+        self.sock.sendall(json.dumps(obj).encode() + b"\n")
+
+    def recv(self, deadline: float) -> dict | None:
+        """The next message, or None at the deadline. EOFError when the worker died."""
+        while b"\n" not in self.buf:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            ready, _, _ = select.select([self.sock], [], [], remaining)
+            if not ready:
+                return None
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("verifier worker exited")
+            self.buf += chunk
+        line, _, rest = bytes(self.buf).partition(b"\n")
+        self.buf = bytearray(rest)
+        return json.loads(line)
+
+    def kill(self) -> None:
+        try:
+            os.kill(self.pid, 9)
+        except OSError:
+            pass
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class _Pool:
+    """Client of the verifier zygote: hands out workers, kills those that overrun their deadline."""
+
+    def __init__(self, max_workers: int | None = None) -> None:
+        self.owner_pid = os.getpid()
+        self.max_workers = max_workers or max(4, 2 * (os.cpu_count() or 1))
+        self.cond = threading.Condition()
+        self.zygote_lock = threading.Lock()
+        self.idle: list[_Worker] = []
+        self.live = 0
+        self.proc: subprocess.Popen | None = None
+        self.ctrl: socket.socket | None = None
+        self.failed_at = 0.0
+
+    # -- zygote
+    def start(self) -> None:
+        with self.zygote_lock:
+            self._start_locked()
+
+    def _start_locked(self) -> None:
+        if self.proc is not None and self.proc.poll() is None and self.ctrl is not None:
+            return
+        if time.monotonic() - self.failed_at < 5.0:
+            raise VerifierUnavailable("verifier failed to start moments ago")
+        self._stop_zygote_locked()
+        parent, child = socket.socketpair()
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, str(_WORKER_SCRIPT), str(child.fileno())],
+                pass_fds=(child.fileno(),),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=None if os.environ.get("GRPO_MATH_VERIFIER_DEBUG") else subprocess.DEVNULL,
+                env={**os.environ, "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1"},
+            )
+        finally:
+            child.close()
+        ready, _, _ = select.select([parent], [], [], STARTUP_TIMEOUT)
+        if not ready or parent.recv(1) != b"R":
+            parent.close()
+            self.proc.kill()
+            self.proc = None
+            self.failed_at = time.monotonic()
+            raise VerifierUnavailable("the math-verify worker did not start (is math-verify installed?)")
+        self.ctrl = parent
+
+    def _stop_zygote_locked(self) -> None:
+        if self.ctrl is not None:
+            try:
+                self.ctrl.close()
+            except OSError:
+                pass
+            self.ctrl = None
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+            self.proc = None
+
+    def _fork_worker(self) -> _Worker:
+        for attempt in range(2):
+            with self.zygote_lock:
+                self._start_locked()
+                mine, theirs = socket.socketpair()
+                try:
+                    socket.send_fds(self.ctrl, [b"F"], [theirs.fileno()])  # type: ignore[arg-type]
+                except OSError:
+                    mine.close()
+                    self._stop_zygote_locked()  # the zygote died: start a new one and retry
+                    if attempt:
+                        raise
+                    continue
+                finally:
+                    theirs.close()
+            worker = _Worker(mine, pid=-1)
+            try:
+                hello = worker.recv(time.monotonic() + STARTUP_TIMEOUT)
+            except (EOFError, OSError, ValueError):
+                hello = None
+            if hello and "pid" in hello:
+                worker.pid = int(hello["pid"])
+                return worker
+            mine.close()
+            with self.zygote_lock:
+                self._stop_zygote_locked()
+        raise VerifierUnavailable("could not fork a verifier worker")
+
+    # -- workers
+    def checkout(self) -> _Worker:
+        with self.cond:
+            while not self.idle and self.live >= self.max_workers:
+                self.cond.wait()
+            if self.idle:
+                return self.idle.pop()
+            self.live += 1
+        try:
+            return self._fork_worker()
+        except BaseException:
+            with self.cond:
+                self.live -= 1
+                self.cond.notify()
+            raise
+
+    def checkin(self, worker: _Worker) -> None:
+        with self.cond:
+            self.idle.append(worker)
+            self.cond.notify()
+
+    def discard(self, worker: _Worker) -> None:
+        worker.kill()
+        with self.cond:
+            self.live -= 1
+            self.cond.notify()
+
+    # -- requests
+    def verify(self, gold: str, preds: Sequence[str], timeout: float) -> list[bool | None]:
+        """math-verify verdicts for one gold against many predictions, each within `timeout` seconds.
+
+        None marks a prediction whose check overran its deadline or killed its worker.
+        """
+        results: list[bool | None] = []
+        while len(results) < len(preds):
+            worker = self.checkout()
+            try:
+                worker.send({"op": "verify", "gold": gold, "preds": list(preds[len(results) :])})
+                while len(results) < len(preds):
+                    reply = worker.recv(time.monotonic() + timeout)
+                    if reply is None:  # overran its deadline: kill it, the rest go to a fresh worker
+                        logger.debug("verifier timeout after %.2fs", timeout)
+                        results.append(None)
+                        self.discard(worker)
+                        worker = None
+                        break
+                    results.append(bool(reply.get("v")))
+            except (EOFError, OSError, ValueError):  # died on this item (e.g. out of memory)
+                results.append(None)
+                if worker is not None:
+                    self.discard(worker)
+                worker = None
+            if worker is not None:
+                self.checkin(worker)
+        return results
+
+    def ask(self, request: dict, timeout: float) -> dict | None:
+        worker = self.checkout()
+        try:
+            worker.send(request)
+            reply = worker.recv(time.monotonic() + timeout)
+        except (EOFError, OSError, ValueError):
+            reply = None
+            self.discard(worker)
+            return None
+        if reply is None:
+            self.discard(worker)
+        else:
+            self.checkin(worker)
+        return reply
+
+    def close(self) -> None:
+        with self.cond:
+            idle, self.idle = self.idle, []
+            self.live -= len(idle)
+        for worker in idle:
+            worker.kill()
+        with self.zygote_lock:
+            self._stop_zygote_locked()
+
+    def forget(self) -> None:
+        """In a forked child: drop the parent's sockets without touching the parent's processes."""
+        for worker in self.idle:
+            try:
+                worker.sock.close()
+            except OSError:
+                pass
+        if self.ctrl is not None:
+            try:
+                self.ctrl.close()
+            except OSError:
+                pass
+
+
+_POOL: _Pool | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> _Pool:
+    global _POOL
+    pool = _POOL
+    if pool is not None and pool.owner_pid == os.getpid():
+        return pool
+    with _POOL_LOCK:
+        if _POOL is None or _POOL.owner_pid != os.getpid():
+            _POOL = _Pool()
+        return _POOL
+
+
+def _after_fork_in_child() -> None:
+    global _POOL, _POOL_LOCK
+    if _POOL is not None:
+        _POOL.forget()
+    _POOL = None
+    _POOL_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+@atexit.register
+def shutdown() -> None:
+    """Stop the verifier processes (they also stop by themselves when this process exits)."""
+    global _POOL
+    pool = _POOL
+    if pool is not None and pool.owner_pid == os.getpid():
+        pool.close()
+    _POOL = None
+
+
+def warm_up() -> None:
+    """Start the verifier process now (about 0.7 s, once per process) instead of at the first symbolic check."""
+    pool = _pool()
+    pool.checkin(pool.checkout())
+
+
+# ---------------------------------------------------------------------------------------------
+# Verdict cache: GRPO groups repeat the same (gold, answer) pair a lot
+
+
+class _VerdictCache:
+    def __init__(self, size: int = 65536) -> None:
+        self.size = size
+        self.data: OrderedDict[tuple[str, str], bool] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: tuple[str, str]) -> bool | None:
+        with self.lock:
+            value = self.data.get(key)
+            if value is not None:
+                self.data.move_to_end(key)
+            return value
+
+    def put(self, key: tuple[str, str], value: bool) -> None:
+        with self.lock:
+            self.data[key] = value
+            if len(self.data) > self.size:
+                self.data.popitem(last=False)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.data.clear()
+
+
+_VERDICTS = _VerdictCache()
+
+
+def clear_caches() -> None:
+    """Forget cached verdicts and prepared answers (benchmarks measure cold)."""
+    _VERDICTS.clear()
+    _prepare_cached.cache_clear()
+    _parseable_cached.cache_clear()
+
+
+# ---------------------------------------------------------------------------------------------
+# Public API
+
+
+def is_equivalent(gold: str, predicted: str | None, *, timeout: float | None = None) -> bool:
+    """Whether `predicted` is mathematically the same final answer as `gold`.
+
+    Never raises; returns within `timeout` (default DEFAULT_TIMEOUT) seconds of symbolic work, on any
+    thread and in any process. The first symbolic check of a process also starts the verifier
+    (about 0.7 s, once; `warm_up()` pays it ahead). Unreadable or pathological input is not equal.
+    """
+    try:
+        return verify_batch([gold], [predicted], timeout=timeout)[0]
+    except Exception:  # noqa: BLE001 - a verdict, never an exception
+        logger.debug("is_equivalent failed", exc_info=True)
+        return False
+
+
+def is_parseable(gold: str, *, timeout: float | None = None) -> bool:
+    """Whether our verifier can read `gold`: a number, a short text answer, or something math-verify parses."""
+    try:
+        if not isinstance(gold, str) or not gold.strip():
+            return isinstance(gold, (int, float, Fraction)) and not isinstance(gold, bool)
+        if len(gold) > 2000:
+            return False
+        return _parseable_cached(gold, DEFAULT_TIMEOUT if timeout is None else timeout)
+    except Exception:  # noqa: BLE001
+        logger.debug("is_parseable failed", exc_info=True)
+        return False
+
+
+@lru_cache(maxsize=65536)
+def _parseable_cached(gold: str, timeout: float) -> bool:
+    g = _prepare(gold)
+    if not g.key:
+        return False
+    if g.number is not None:
+        return True
+    if not g.symbolic_ok:
+        return False
+    if _TEXT_ANSWER.match(g.clean):
+        return g.key not in _NOT_ANSWERS
+    reply = _pool().ask({"op": "parseable", "gold": g.clean}, timeout)
+    return bool(reply and reply.get("v"))
+
+
+# Below this many symbolic pairs, one worker beats the cost of spreading work across processes.
+MIN_PAIRS_PER_WORKER = 8
+
+
+def verify_batch(
+    golds: Sequence[str],
+    predictions: Sequence[str | None],
+    *,
+    timeout: float | None = None,
+    max_workers: int | None = None,
+) -> list[bool]:
+    """`is_equivalent` for many pairs: fast paths here, the rest on worker processes in parallel.
+
+    Each distinct gold is prepared once and sent once per worker with all its predictions (a GRPO
+    group), so math-verify parses it once. Predictions are final answers (see `extract_answer`).
+    """
+    if len(golds) != len(predictions):
+        raise ValueError(f"verify_batch: {len(golds)} golds but {len(predictions)} predictions")
+    timeout = DEFAULT_TIMEOUT if timeout is None else timeout
+    results: list[bool] = [False] * len(golds)
+    pending: dict[str, dict[str, list[int]]] = {}  # gold clean -> pred clean -> indices
+    golds_prepared: dict[object, _Prepared] = {}
+    for i, (gold, pred) in enumerate(zip(golds, predictions, strict=True)):
+        if pred is None or gold is None:
+            continue
+        try:
+            gkey = gold if isinstance(gold, str) else repr(gold)
+            g = golds_prepared.get(gkey)
+            if g is None:
+                g = golds_prepared[gkey] = _prepare(gold)
+            p = _prepare(pred)
+            if not g.key or not p.key:
+                continue
+            verdict = _fast_verdict(g, p)
+            if verdict is None:
+                verdict = _VERDICTS.get((g.clean, p.clean))
+            if verdict is not None:
+                results[i] = verdict
+            elif g.symbolic_ok and p.symbolic_ok:
+                pending.setdefault(g.clean, {}).setdefault(p.clean, []).append(i)
+        except Exception:  # noqa: BLE001 - one bad pair must not sink the batch
+            logger.debug("verify_batch: pair %d failed", i, exc_info=True)
+    if pending:
+        _run_symbolic(pending, results, timeout, max_workers)
+    return results
+
+
+def _run_symbolic(
+    pending: dict[str, dict[str, list[int]]], results: list[bool], timeout: float, max_workers: int | None
+) -> None:
+    groups = sorted(pending.items(), key=lambda item: -len(item[1]))
+    total = sum(len(preds) for _, preds in groups)
+    cpus = os.cpu_count() or 1
+    n_workers = min(max_workers or cpus, len(groups), max(1, total // MIN_PAIRS_PER_WORKER))
+
+    def run_group(item: tuple[str, dict[str, list[int]]]) -> None:
+        gold, preds = item
+        pred_list = list(preds)
+        try:
+            verdicts = _pool().verify(gold, pred_list, timeout)
+        except VerifierUnavailable:
+            logger.warning("math-verify worker unavailable: symbolic answers count as not equal")
+            verdicts = [None] * len(pred_list)
+        for pred, verdict in zip(pred_list, verdicts, strict=True):
+            if verdict is not None:  # a timeout may be load, not the pair: never cache it
+                _VERDICTS.put((gold, pred), verdict)
+            for i in preds[pred]:
+                results[i] = bool(verdict)
+
+    if n_workers <= 1:
+        for item in groups:
+            run_group(item)
+    else:  # threads here only wait on sockets: the work runs in n_workers processes
+        with ThreadPoolExecutor(n_workers) as executor:
+            list(executor.map(run_group, groups))
