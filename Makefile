@@ -5,9 +5,13 @@ BIN     := $(VENV)/bin
 PYTHON  := $(BIN)/python
 PIP     := $(PYTHON) -m pip
 STAMP   := $(VENV)/.installed
+# The Unsloth backend on CPU: its own environment (Unsloth pins transformers/trl/datasets below .venv's).
+UVENV   ?= .venv-unsloth
+UPYTHON := $(UVENV)/bin/python
+USTAMP  := $(UVENV)/.installed
 TINY    := checkpoints/tiny-qwen2
 
-.PHONY: setup setup-gpu test test-slow lint demo bench tiny-model smollm2 clean
+.PHONY: setup setup-gpu setup-unsloth test test-slow test-unsloth lint demo bench tiny-model smollm2 clean
 
 setup: $(STAMP)
 
@@ -20,6 +24,22 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 # GPU extras (Unsloth, vLLM): a CUDA machine only, never the CPU test environment.
 setup-gpu: $(STAMP)
 	$(PIP) install -r requirements-gpu.txt
+
+# Unsloth on a machine without a GPU (its CPU backend: no vLLM) in its own .venv-unsloth, for the
+# `unsloth` tests (make test-unsloth). About 3 GB. Re-runs only when a requirements file changed.
+# PyPI's torchvision (an Unsloth dependency) breaks beside CPU torch ("operator torchvision::nms does
+# not exist") and nothing we run needs it: removed after the install.
+setup-unsloth: $(USTAMP)
+
+$(USTAMP): requirements-unsloth.txt requirements-dev.txt constraints.txt
+	test -x $(UPYTHON) || $(PY) -m venv $(UVENV)
+	$(UPYTHON) -m pip install -q -c constraints.txt -r requirements-unsloth.txt
+	$(UPYTHON) -m pip uninstall -q -y torchvision
+	$(UPYTHON) -c "import unsloth, trl; print('unsloth', unsloth.__version__, 'trl', trl.__version__)"
+	touch $@
+
+test-unsloth: $(USTAMP)
+	$(UPYTHON) -m pytest -m unsloth
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,0 +1,60 @@
+"""A few real GRPO steps with plain TRL, shared by the Unsloth tests (CPU and GPU).
+
+Kept apart from the tests so they can switch to the project's trainer (utils/training.py) in one place.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+PROMPTS = [f"What is {a} + {b}? Put the answer in \\boxed{{}}." for a, b in zip(range(3, 11), range(5, 13), strict=True)]
+
+
+def length_reward(completions: list, **_: Any) -> list[float]:
+    """Characters in the completion: a random model's samples differ in length, so advantages are not
+    all zero and a GRPO step really moves the weights (a correctness reward would be 0 everywhere)."""
+    return [float(len(c[0]["content"] if isinstance(c, list) else c)) for c in completions]
+
+
+def lora_weights(model: Any) -> dict[str, torch.Tensor]:
+    return {n: p.detach().float().clone() for n, p in model.named_parameters() if "lora_" in n}
+
+
+def run_grpo_steps(model: Any, tokenizer: Any, output_dir: str, steps: int = 2, **config: Any) -> Any:
+    """Run `steps` GRPO steps on a tiny prompt set; returns the trainer (log in trainer.state.log_history).
+
+    Import order matters on the Unsloth path: the caller has already imported unsloth (load_with_unsloth
+    does), so `trl` here hands out Unsloth's patched classes where Unsloth patches them.
+    """
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    dataset = Dataset.from_list([{"prompt": [{"role": "user", "content": p}]} for p in PROMPTS])
+    settings: dict[str, Any] = {
+        "output_dir": output_dir,
+        "max_steps": steps,
+        "per_device_train_batch_size": 4,
+        "gradient_accumulation_steps": 1,
+        "num_generations": 4,
+        "max_completion_length": 16,
+        # Large on purpose: two steps must visibly move a LoRA adapter.
+        "learning_rate": 1e-2,
+        # No decay: only a real gradient may change the weights (decay alone would move them too).
+        "weight_decay": 0.0,
+        "logging_steps": 1,
+        "report_to": "none",
+        "save_strategy": "no",
+        "seed": 0,
+        **config,
+    }
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=[length_reward],
+        args=GRPOConfig(**settings),
+        train_dataset=dataset,
+        processing_class=tokenizer,
+    )
+    trainer.train()
+    return trainer

@@ -1,0 +1,95 @@
+"""The Unsloth backend for real, on CPU (make test-unsloth, in .venv-unsloth): load the tiny Qwen2 through
+`load_with_unsloth`, LoRA through Unsloth's get_peft_model, GRPO steps with TRL that change the weights,
+and a saved PEFT adapter continued through Unsloth.
+
+Without a GPU Unsloth runs its CPU backend (unsloth_zoo.cpu: transformers + PEFT, bitsandbytes 4-bit,
+no vLLM); the CUDA path (fast LoRA kernels, vLLM generation) is tests/test_gpu.py.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+from grpo_helpers import lora_weights, run_grpo_steps
+
+from utils.recipe import LoraSection, ModelSection
+from utils.unsloth_backend import load_with_unsloth, unsloth_grpo_overrides
+
+pytestmark = [
+    pytest.mark.unsloth,
+    pytest.mark.skipif(importlib.util.find_spec("unsloth") is None, reason="Unsloth is not installed (make setup-unsloth)"),
+]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _unsloth_imported_first():
+    """Unsloth patches transformers / PEFT / TRL on import; the session fixtures (tiny model) import
+    transformers, so import Unsloth before them, as the trainer must."""
+    import unsloth  # noqa: F401
+
+
+def _section(name: Path | str, **changes) -> ModelSection:
+    return ModelSection(name=str(name), backend="unsloth", max_seq_length=256, **changes)
+
+
+@pytest.mark.parametrize("load_in_4bit", [False, True], ids=["16bit", "4bit"])
+def test_load_apply_lora_and_grpo_steps_change_weights(tiny_model_dir, tmp_path, load_in_4bit):
+    from peft import PeftModel
+
+    model_section = _section(tiny_model_dir, load_in_4bit=load_in_4bit)
+    model, tokenizer = load_with_unsloth(model_section, LoraSection(r=8, alpha=16), seed=0)
+
+    assert isinstance(model, PeftModel)
+    assert model.config.model_type == "qwen2" and tokenizer.eos_token == "<|im_end|>"
+    config = model.peft_config["default"]
+    assert config.r == 8 and config.lora_alpha == 16
+    assert set(config.target_modules) == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    four_bit = [m for m in model.modules() if type(m).__name__ == "Linear4bit"]
+    assert bool(four_bit) == load_in_4bit  # bitsandbytes' CPU backend quantizes the projections
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in n for n in trainable)  # the base stays frozen
+
+    before = lora_weights(model)
+    trainer = run_grpo_steps(model, tokenizer, str(tmp_path / "run"), use_cpu=True, **unsloth_grpo_overrides(model_section))
+    after = lora_weights(model)
+
+    assert trainer.state.global_step == 2
+    logs = [entry for entry in trainer.state.log_history if "reward_std" in entry]
+    assert len(logs) == 2 and any(entry["reward_std"] > 0 for entry in logs)
+    changed = [n for n in before if not torch.equal(before[n], after[n])]
+    # lora_B starts at zero: it moves only through a non-zero policy gradient.
+    assert any(".lora_B." in n for n in changed), "no LoRA B matrix changed after two GRPO steps"
+
+
+def test_adapter_folder_loads_its_base_and_keeps_training_that_adapter(tiny_model_dir, tmp_path):
+    from peft import LoraConfig, PeftModel, get_peft_model, get_peft_model_state_dict
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    # An adapter as our hf backend or any PEFT run saves it: non-zero B, so equality means something.
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False, task_type="CAUSAL_LM")
+    adapter_dir = tmp_path / "adapter"
+    get_peft_model(base, config).save_pretrained(adapter_dir)
+    saved = load_file(adapter_dir / "adapter_model.safetensors")
+    assert any(".lora_B." in k and v.abs().sum() > 0 for k, v in saved.items())
+
+    # The recipe's lora section (r=32, all-linear) must not replace the adapter being continued.
+    model, tokenizer = load_with_unsloth(_section(adapter_dir, load_in_4bit=False), LoraSection(), seed=0)
+
+    assert isinstance(model, PeftModel)
+    assert model.peft_config["default"].r == 4
+    loaded = get_peft_model_state_dict(model)
+    assert set(loaded) == set(saved)
+    for key, value in saved.items():
+        assert torch.equal(loaded[key].cpu(), value), key
+    lora_params = {n: p for n, p in model.named_parameters() if "lora_" in n}
+    assert lora_params and all(p.requires_grad for p in lora_params.values())
+
+    trainer = run_grpo_steps(model, tokenizer, str(tmp_path / "run"), steps=1, use_cpu=True)
+    assert trainer.state.global_step == 1
+    continued = get_peft_model_state_dict(model)
+    assert any(not torch.equal(continued[k].cpu(), saved[k]) for k in saved), "training did not update the loaded adapter"
