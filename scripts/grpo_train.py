@@ -13,8 +13,9 @@ import argparse
 import _bootstrap  # noqa: F401  (puts the repo root on sys.path)
 
 from utils.cli import run_main
+from utils.modeling import import_backend, resolve_backend
 from utils.plan import format_plan
-from utils.recipe import load_recipe
+from utils.recipe import ModelSection, load_recipe, requested_backend
 from utils.training import run_training
 
 
@@ -32,6 +33,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if not args.dry_run:  # Unsloth patches TRL on import: it must come before the recipe check imports TRL
+        # (an invalid backend name resolves like auto here; the recipe check then reports it)
+        import_backend(resolve_backend(ModelSection(backend=requested_backend(args.recipe, args.overrides))))
     recipe = load_recipe(args.recipe, args.overrides)
     print(format_plan(recipe), flush=True)
     if args.dry_run:

@@ -42,6 +42,13 @@ def resolve_backend(model: ModelSection, hardware: Hardware | None = None) -> Ba
     return BackendChoice("unsloth", f"auto: CUDA GPU {hw.gpu_name} found and Unsloth is installed")
 
 
+def import_backend(backend: BackendChoice) -> None:
+    """Import the backend's patching library first: Unsloth rewrites TRL's trainers on import, and a
+    `trl.GRPOTrainer` taken before that keeps TRL's class without the vLLM wiring."""
+    if backend.name == "unsloth":
+        import unsloth  # noqa: F401
+
+
 # ---------------------------------------------------------------------------------------------
 # Loading
 

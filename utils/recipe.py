@@ -179,6 +179,20 @@ def load_recipe(path: str | Path, overrides: typing.Sequence[str] = ()) -> Recip
     return recipe
 
 
+def requested_backend(path: str | Path, overrides: typing.Sequence[str] = ()) -> str:
+    """`model.backend` as the recipe asks for it, read without validation (which imports TRL).
+
+    Unsloth must be imported before TRL to patch it, so the backend is known before the recipe is checked.
+    """
+    raw = _load_with_extends(Path(path), chain=())
+    for override in overrides:
+        key, value = parse_override(override)
+        _set_path(raw, key, value, where=f"--set {override}")
+    model = raw.get("model")
+    backend = model.get("backend", "auto") if isinstance(model, dict) else "auto"
+    return backend if isinstance(backend, str) else "auto"
+
+
 def _read_yaml_mapping(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise UserError(f"{path}: recipe file not found")

@@ -34,8 +34,15 @@ def machine_defaults(hw: Hardware) -> dict[str, Any]:
 
 
 def grpo_config_kwargs(recipe: Recipe, hw: Hardware | None = None, **extra: Any) -> dict[str, Any]:
+    from utils.modeling import resolve_backend
+
     hw = hw or detect_hardware()
-    kwargs: dict[str, Any] = {**RUN_DEFAULTS, **machine_defaults(hw), **extra, **recipe.training}
+    backend_values: dict[str, Any] = {}
+    if resolve_backend(recipe.model, hw).name == "unsloth":
+        from utils.unsloth_backend import unsloth_grpo_overrides
+
+        backend_values = unsloth_grpo_overrides(recipe.model)  # vLLM colocate, dtype agreement
+    kwargs: dict[str, Any] = {**RUN_DEFAULTS, **machine_defaults(hw), **backend_values, **extra, **recipe.training}
     if kwargs.get("use_vllm") and not hw.vllm_installed:
         raise UserError("training.use_vllm: true, but vLLM is not installed here (make setup-gpu on a CUDA machine)")
     kwargs["output_dir"] = str(recipe.run_dir)
@@ -113,15 +120,13 @@ def prepare_training(recipe: Recipe, resume: bool = False, force: bool = False, 
     # heavy modules load here, not at import: `--dry-run` and recipe checks stay fast
     from utils.callbacks import EvalCallback, GracefulStop, RewardRecorder, RunMonitor
     from utils.data import load_training_data
-    from utils.modeling import load_model_and_tokenizer, resolve_backend
+    from utils.modeling import import_backend, load_model_and_tokenizer, resolve_backend
     from utils.rewards import build_reward_functions
     from utils.runs import COMPLETIONS, METRICS, RESOLVED_RECIPE, prepare_run_dir, step_of, truncate_jsonl
 
     hw = detect_hardware()
     resume_from = prepare_run_dir(recipe, resume=resume, force=force)
-    backend = resolve_backend(recipe.model, hw)
-    if backend.name == "unsloth":
-        import unsloth  # noqa: F401  (must come before trl: it patches GRPOTrainer)
+    import_backend(resolve_backend(recipe.model, hw))
 
     from transformers.trainer_callback import PrinterCallback
     from trl import GRPOTrainer
