@@ -27,6 +27,7 @@ from __future__ import annotations
 import atexit
 import json
 import logging
+import math
 import os
 import re
 import select
@@ -345,7 +346,19 @@ def _unbrace(arg: str) -> str:
 
 
 def _is_bracketed(s: str) -> bool:
-    return len(s) >= 2 and s[0] in "([{" and s[-1] in ")]}" or s.startswith("\\{")
+    """Whether one bracket pair encloses all of `s`: (1,2), [0,1), \\{1,2\\}; not (a+5)(b+2)."""
+    t = s.replace("\\{", "(").replace("\\}", ")")
+    if len(t) < 2 or t[0] not in "([{" or t[-1] not in ")]}":
+        return False
+    depth = 0
+    for i, c in enumerate(t):
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+            if depth == 0 and i < len(t) - 1:
+                return False
+    return depth == 0
 
 
 def _key(cleaned: str) -> str:
@@ -525,86 +538,277 @@ _WORDS = re.compile(r"^[a-z][a-z ]{2,}$")
 _ASSIGNMENT = re.compile(r"^([A-Za-z](?:_\{?\w+\}?)?)=(?!.*=)(.+)$")
 
 
-def _fast_verdict(g: _Prepared, p: _Prepared) -> bool | None:
-    """A verdict without math-verify where one is certain; None when symbolic work is needed."""
+def _fast_verdict(g: _Prepared, p: _Prepared, depth: int = 0) -> bool | None:
+    """A verdict without math-verify where one is certain; None when symbolic work is needed.
+
+    Every False here is a case math-verify also rejects: different numbers, different kinds of
+    object, different constant values, an expression in x against a constant.
+    """
     if g.key == p.key:
         return True
     if g.number is not None and p.number is not None:
         return _numbers_equal(g.number, p.number)
-    # `x = 5` against a gold with no equation: compare the right-hand side
-    if "=" in p.key and "=" not in g.key:
-        m = _ASSIGNMENT.match(p.key)
-        if m:
-            rhs = _prepare(m.group(2))
-            if rhs.key == g.key:
-                return True
-            if g.number is not None and rhs.number is not None:
-                return _numbers_equal(g.number, rhs.number)
-    if "=" in g.key and "=" not in p.key:
-        m = _ASSIGNMENT.match(g.key)
-        if m:
-            rhs = _prepare(m.group(2))
-            if rhs.key == p.key:
-                return True
-            if p.number is not None and rhs.number is not None:
-                return _numbers_equal(rhs.number, p.number)
-    # two different words ("east" vs "west"), or a word against a number
-    g_word, p_word = bool(_WORDS.match(g.key)), bool(_WORDS.match(p.key))
-    if (g_word and p_word) or (g_word and p.number is not None) or (p_word and g.number is not None):
+    if depth == 0:
+        # `x = 5` against a gold with no equation compares the right-hand side (math-verify does too)
+        if "=" in p.key and "=" not in g.key and (m := _ASSIGNMENT.match(p.key)):
+            return _fast_verdict(g, _prepare(m.group(2)), 1)
+        if "=" in g.key and "=" not in p.key and (m := _ASSIGNMENT.match(g.key)):
+            return _fast_verdict(_prepare(m.group(2)), p, 1)
+    # a word ("east", "Navin") against anything but the same word
+    if _WORDS.match(g.key) or _WORDS.match(p.key):
         return False
-    return _shape_mismatch(g.key, p.key)
+    return _kind_mismatch(g.key, p.key)
 
 
-_RELATION = re.compile(r"=|<|>|\\(?:in|le|ge|leq|geq|neq|ne|lt|gt|cup|cap|setminus|subset|pm|mp)(?![A-Za-z])")
+_RELATION = re.compile(r"=|<|>|\\(?:in|le|ge|leq|geq|neq|ne|lt|gt|cap|setminus|subset|subseteq|mid)(?![A-Za-z])")
+_PLUS_MINUS = re.compile(r"\\(?:pm|mp)(?![A-Za-z])")
 _COMMAND = re.compile(r"\\[A-Za-z]+")
 
 
-def _shape(key: str) -> tuple[str, int]:
-    """("matrix" | "relation" | "scalar" | "list", number of top-level elements) of an answer key."""
+def _kind(key: str) -> str:
+    """matrix | relation | union | list | scalar."""
     if "\\begin{" in key:
-        return "matrix", 0
+        return "matrix"
     if _RELATION.search(key):
-        return "relation", 0  # equations, inequalities, unions, +-: math-verify's job
-    body = key
-    if _is_bracketed(body):
-        body = body[2:-2] if body.startswith("\\{") else body[1:-1]
-    depth, parts = 0, 1
-    for c in body.replace("\\{", "(").replace("\\}", ")"):
+        return "relation"  # equations, inequalities, set-builder: math-verify's job
+    if "\\cup" in key:
+        return "union"
+    if _is_bracketed(key) or len(_split_top_level(key)) > 1:
+        return "list"
+    return "scalar"
+
+
+def _has_variables(key: str) -> bool:
+    """Letters other than the constants e and i, outside LaTeX commands: x, a, k..."""
+    return bool(re.search(r"[A-Za-df-hj-z]", _COMMAND.sub("", key)))
+
+
+def _kind_mismatch(g_key: str, p_key: str) -> bool | None:
+    """False where the answers are different kinds of object or different constants; None when unsure."""
+    g_kind, p_kind = _kind(g_key), _kind(p_key)
+    if (g_kind == "matrix") != (p_kind == "matrix"):
+        return False
+    if "relation" in (g_kind, p_kind) or g_kind == "matrix":
+        return None
+    g_vars, p_vars = _has_variables(g_key), _has_variables(p_key)
+    if g_vars and p_vars:
+        return None  # two expressions in variables: math-verify's job
+    if "union" in (g_kind, p_kind):
+        other = p_key if g_kind == "union" else g_key
+        if _kind(other) == "scalar" and not _PLUS_MINUS.search(other):
+            return False  # a union of intervals is never a single number or expression
+        return None
+    if g_vars != p_vars:
+        return False  # an expression in x against a constant
+    if {g_kind, p_kind} == {"scalar", "list"} and not _PLUS_MINUS.search(g_key + p_key):
+        listed = g_key if g_kind == "list" else p_key
+        if len(_split_top_level(_unbracket(listed))) > 1:
+            return False  # one value against a tuple, interval or list of several
+    # constants, or lists of them (\frac{\sqrt{3}}{2}, 12\pi, (2, \infty), 1 \pm \sqrt{19}): different
+    # sets of values are never equal, whatever the bracket or order rules; equal ones go to math-verify
+    g_values, p_values = _values(g_key), _values(p_key)
+    if g_values is None or p_values is None:
+        return None
+    if not _PLUS_MINUS.search(g_key + p_key) and len(g_values) != len(p_values):
+        return False  # a number vs a tuple, 2 elements vs 3
+    if not _same_values(_sorted(g_values), _sorted(p_values)):
+        return False
+    return None
+
+
+def _sorted(values: list[complex]) -> list[complex]:
+    return sorted(set(values), key=lambda v: (v.real, v.imag))
+
+
+def _unbracket(key: str) -> str:
+    if _is_bracketed(key):
+        return key[2:-2] if key.startswith("\\{") else key[1:-1]
+    return key
+
+
+def _values(key: str) -> list[complex] | None:
+    """Float values of a constant or a list of constants (a +- b counts as two); None if any is not constant."""
+    body = _unbracket(key)
+    values: list[complex] = []
+    for element in _split_top_level(body):
+        pm = _PLUS_MINUS.split(element)
+        if len(pm) > 2:
+            return None
+        if len(pm) == 2:
+            a = _numeric_value(pm[0]) if pm[0].strip() else 0.0
+            b = _numeric_value(pm[1])
+            if a is None or b is None:
+                return None
+            values += [a + b, a - b]
+            continue
+        value = _numeric_value(element)
+        if value is None:
+            return None
+        values.append(value)
+    return values
+
+
+def _split_top_level(body: str) -> list[str]:
+    out, depth, start = [], 0, 0
+    t = body.replace("\\{", "(\x00").replace("\\}", "\x00)")  # same length per brace pair
+    for i, c in enumerate(t):
         if c in "([{":
             depth += 1
         elif c in ")]}":
             depth -= 1
         elif c == "," and depth == 0:
-            parts += 1
-    if depth != 0:
-        return "relation", 0  # unbalanced inside: leave it to math-verify
-    if parts > 1 or _is_bracketed(key):
-        return "list", parts
-    return "scalar", 1
+            out.append(body[start:i])
+            start = i + 1
+    out.append(body[start:])
+    return out
 
 
-def _has_variables(key: str) -> bool:
-    """Letters other than the constants e and i, outside LaTeX commands: x, a, k..."""
-    return bool(re.search(r"[A-DF-HJ-Za-df-hj-z]", _COMMAND.sub("", key)))
-
-
-def _shape_mismatch(g_key: str, p_key: str) -> bool | None:
-    """False where the two answers are different kinds of object (a number vs a tuple, 2 vs 3
-    elements, a matrix vs anything else, a number vs an expression in x); None when unsure."""
-    g_shape, g_len = _shape(g_key)
-    p_shape, p_len = _shape(p_key)
-    if (g_shape == "matrix") != (p_shape == "matrix"):
+def _same_values(a: list[complex], b: list[complex]) -> bool:
+    """Equal within any tolerance math-verify could apply (6 decimal places, float noise)."""
+    if len(a) != len(b):
         return False
-    if "relation" in (g_shape, p_shape) or g_shape == "matrix":
-        return None
-    if g_shape != p_shape or g_len != p_len:
-        return False
-    if g_shape == "scalar":
-        g_number = _parse_number(g_key) is not None
-        p_number = _parse_number(p_key) is not None
-        if (g_number and _has_variables(p_key)) or (p_number and _has_variables(g_key)):
+    for x, y in zip(a, b, strict=True):
+        if x == y:
+            continue  # also inf == inf
+        if not (abs(x - y) <= max(2e-6, 1e-9 * max(abs(x), abs(y)))):
             return False
-    return None
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Float value of constant LaTeX expressions: a disproof only (never a proof of equality)
+
+
+class _NotConstant(Exception):
+    pass
+
+
+_EVAL_TOKEN = re.compile(r"\\[A-Za-z]+|\d+\.?\d*|\.\d+|[-+*/^(){}\[\]]|\s+|.")
+_FLOAT_LIMIT = 1e300
+
+
+def _numeric_value(expr: str) -> complex | None:
+    """Value of a constant expression of numbers, + - * / ^, \\frac, \\sqrt, \\pi, \\infty; else None."""
+    if not expr or len(expr) > 200 or re.search(r"\d\\frac", expr):  # 2\frac12 might be a mixed number
+        return None
+    tokens = [t for t in _EVAL_TOKEN.findall(expr) if not t.isspace()]
+    try:
+        value, pos = _eval_sum(tokens, 0, 0)
+    except (_NotConstant, OverflowError, ValueError, ZeroDivisionError, IndexError, RecursionError, TypeError):
+        return None
+    if pos != len(tokens) or value != value:
+        return None
+    return value
+
+
+def _eval_sum(tokens: list[str], pos: int, depth: int) -> tuple[float, int]:
+    if depth > MAX_NESTING * 2:
+        raise _NotConstant
+    value, pos = _eval_product(tokens, pos, depth)
+    while pos < len(tokens) and tokens[pos] in "+-":
+        op = tokens[pos]
+        rhs, pos = _eval_product(tokens, pos + 1, depth)
+        value = value + rhs if op == "+" else value - rhs
+    return value, pos
+
+
+_TIMES = {"*", "\\cdot", "\\times"}
+
+
+def _eval_product(tokens: list[str], pos: int, depth: int) -> tuple[float, int]:
+    value, pos = _eval_unary(tokens, pos, depth)
+    while pos < len(tokens):
+        tok = tokens[pos]
+        if tok in _TIMES or tok in ("/", "\\div"):
+            rhs, pos = _eval_unary(tokens, pos + 1, depth)
+            value = value * rhs if tok in _TIMES else value / rhs
+        elif tok in ("(", "{", "\\frac", "\\sqrt", "\\pi", "i") or tok[0].isdigit() or tok[0] == ".":
+            rhs, pos = _eval_unary(tokens, pos, depth)  # implicit product: 2\sqrt{3}, 3\pi
+            value = value * rhs
+        else:
+            break
+        _check_finite(value)
+    return value, pos
+
+
+def _eval_unary(tokens: list[str], pos: int, depth: int) -> tuple[float, int]:
+    if tokens[pos] in "+-":
+        sign = -1.0 if tokens[pos] == "-" else 1.0
+        value, pos = _eval_unary(tokens, pos + 1, depth + 1)
+        return sign * value, pos
+    return _eval_power(tokens, pos, depth)
+
+
+def _eval_power(tokens: list[str], pos: int, depth: int) -> tuple[float, int]:
+    base, pos = _eval_atom(tokens, pos, depth)
+    if pos < len(tokens) and tokens[pos] == "^":
+        if tokens[pos + 1] in "{(":
+            exponent, pos = _eval_atom(tokens, pos + 1, depth + 1)
+        elif tokens[pos + 1] in "+-":
+            exponent, pos = _eval_unary(tokens, pos + 1, depth + 1)
+        else:
+            exponent, pos = _eval_atom(tokens, pos + 1, depth + 1)
+        if pos < len(tokens) and tokens[pos] == "^":
+            raise _NotConstant  # a^b^c: leave towers to math-verify's reading
+        if abs(exponent) > 1000 or (base < 0 and exponent != int(exponent)):
+            raise _NotConstant
+        base = base**exponent
+        _check_finite(base)
+    return base, pos
+
+
+def _eval_atom(tokens: list[str], pos: int, depth: int) -> tuple[float, int]:
+    tok = tokens[pos]
+    if tok in ("(", "{"):
+        close = ")" if tok == "(" else "}"
+        value, pos = _eval_sum(tokens, pos + 1, depth + 1)
+        if tokens[pos] != close:
+            raise _NotConstant
+        return value, pos + 1
+    if tok == "\\frac":
+        num, pos = _eval_group(tokens, pos + 1, depth)
+        den, pos = _eval_group(tokens, pos, depth)
+        return num / den, pos
+    if tok == "\\sqrt":
+        if tokens[pos + 1] == "[":  # \sqrt[n]{x}
+            index, pos = _eval_sum(tokens, pos + 2, depth + 1)
+            if tokens[pos] != "]" or index != int(index) or index < 2:
+                raise _NotConstant
+            radicand, pos = _eval_group(tokens, pos + 1, depth)
+            if radicand < 0:
+                raise _NotConstant
+            return radicand ** (1.0 / index), pos
+        radicand, pos = _eval_group(tokens, pos + 1, depth)
+        if radicand < 0:
+            raise _NotConstant  # imaginary
+        return radicand**0.5, pos
+    if tok == "\\pi":
+        return math.pi, pos + 1
+    if tok == "\\infty":
+        return math.inf, pos + 1
+    if tok == "i":  # the imaginary unit: 6+9i
+        return 1j, pos + 1
+    if tok[0].isdigit() or tok[0] == ".":
+        if len(tok) > 300:
+            raise _NotConstant
+        pos += 1
+        if pos + 1 < len(tokens) and tokens[pos] == "_":  # 52_8: math-verify reads the digits, 52
+            pos += 4 if tokens[pos + 1] == "{" else 2
+            if tokens[pos - 1] == "{" or (tokens[pos - 2] == "{" and tokens[pos - 1] != "}"):
+                raise _NotConstant
+        return float(tok), pos
+    raise _NotConstant
+
+
+def _eval_group(tokens: list[str], pos: int, depth: int) -> tuple[float, int]:
+    if tokens[pos] != "{":
+        raise _NotConstant
+    return _eval_atom(tokens, pos, depth + 1)
+
+
+def _check_finite(value: complex) -> None:
+    if not (abs(value) < _FLOAT_LIMIT):
+        raise _NotConstant
 
 
 _TEXT_ANSWER = re.compile(r"^[A-Za-z][A-Za-z '\-]{0,39}$")
