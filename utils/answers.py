@@ -29,6 +29,7 @@ import json
 import logging
 import math
 import os
+import random
 import re
 import select
 import socket
@@ -55,6 +56,7 @@ STARTUP_TIMEOUT = 30.0
 # prose patterns look at the last TAIL_CHARS only. Symbolic checks refuse bigger or deeper inputs.
 TAIL_CHARS = 10_000
 MAX_BOX_CHARS = 4_000
+MAX_ANSWER_CHARS = 10_000
 MAX_SYMBOLIC_CHARS = 400
 MAX_NESTING = 25
 MAX_POWER_DEPTH = 2  # 9^{9^{9}} is depth 3: no real answer needs it, and it never finishes
@@ -276,7 +278,7 @@ _WHOLE_TEXT = re.compile(rf"^{_TEXT_CMD}\{{([^{{}}]*)\}}$")
 _TRAILING_TEXT = re.compile(rf"\s*{_TEXT_CMD}\{{[^{{}}]*\}}(?:\s*\^\s*\{{?\d\}}?)?\s*$")
 _INNER_TEXT = re.compile(rf"{_TEXT_CMD}\{{([^{{}}]*)\}}")
 _SIZING = re.compile(r"\\(?:left|right|bigl|bigr|Bigl|Bigr|biggl|biggr|big|Big|bigg|Bigg)(?![A-Za-z])\s*\.?")
-_SPACING = re.compile(r"\\[,;:! ]|\\quad|\\qquad|~")
+_SPACING = re.compile(r"(?<!\\)\\[,;:! ]|\\quad|\\qquad|~")  # not the `\\` row break of a matrix
 _DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|°|\\degree(?![A-Za-z])|\\circ(?![A-Za-z])")
 _THOUSANDS = re.compile(r"(?<![\d.,])\d{1,3}(?:,\d{3})+(?![\d,]|\.\d*,)")
 _UNITS = (
@@ -299,7 +301,7 @@ def clean_answer(answer: str) -> str:
         if k in s:
             s = s.replace(k, v)
     s = s.replace("\\$", "").replace("$", "")
-    s = re.sub(r"\\[\[\]()]", "", s)  # \( \) \[ \] math delimiters
+    s = re.sub(r"(?<!\\)\\[\[\]()]", "", s)  # \( \) \[ \] math delimiters
     s = s.replace("\\displaystyle", "")
     s = re.sub(r"\\[dt]frac(?![A-Za-z])", r"\\frac", s)
     s = re.sub(r"\\[dt]binom(?![A-Za-z])", r"\\binom", s)
@@ -322,7 +324,7 @@ def clean_answer(answer: str) -> str:
         s = _INNER_TEXT.sub(lambda m: f" {m.group(1)} ", s)
     s = re.sub(r"\s+", " ", s).strip()
     s = re.sub(r"^(?:=|:)\s*", "", s)
-    s = re.sub(r"(?:\s|[.,;:!?])+$", "", s) if not s.endswith("\\,") else s
+    s = re.sub(r"(?:\s|[.,;:?]|(?<![\w)}])!)+$", "", s)  # sentence ends; 5! is a factorial
     s = s.replace("\\{", "\x01").replace("\\}", "\x02")  # protect set braces from the brace rules
     s = _FRAC_SHORT.sub(lambda m: f"\\frac{{{_unbrace(m.group(1))}}}{{{_unbrace(m.group(2))}}}", s)
     s = _SQRT_SHORT.sub(r"\\sqrt{\1}", s)
@@ -335,6 +337,10 @@ def clean_answer(answer: str) -> str:
         s = f"{m.group(1)}{m.group(2)}\\frac{{{m.group(3)}}}{{{m.group(4)}}}"
     if not _is_bracketed(s):  # "(1,000)" is a tuple; "1,000" is a thousand
         s = _THOUSANDS.sub(lambda m: m.group(0).replace(",", ""), s)
+    if s.startswith(("\\boxed", "\\fbox")):  # a boxed gold or a whole boxed answer: the box's content
+        found = _box_content(s, 0) if _BOX_START.match(s) else None
+        if found and found[1] == len(s) and found[0].strip():
+            return clean_answer(found[0])
     choice = re.match(r"^\(([A-Ea-e])\)$", s)
     if choice:
         s = choice.group(1).upper()
@@ -366,8 +372,28 @@ def _key(cleaned: str) -> str:
     s = re.sub(r"(?<![A-Za-z]) | (?![A-Za-z])", "", cleaned)
     s = s.replace("{,}", ",")
     if re.fullmatch(r"[A-Za-z][A-Za-z ]+", s):  # words compare case-insensitively: East == east
-        s = s.lower()
-    return s
+        return s.lower()
+    return _strip_redundant_parens(s)
+
+
+def _strip_redundant_parens(s: str) -> str:
+    """((7)) is 7 and ((1,2)) is (1,2): drop parentheses that wrap a whole answer with no comma inside."""
+    if not (s.startswith("(") and s.endswith(")")):
+        return s
+    stack: list[int] = []
+    match: dict[int, int] = {}
+    for i, c in enumerate(s):  # one pass: where each opening parenthesis closes
+        if c == "(":
+            stack.append(i)
+        elif c == ")" and stack:
+            match[stack.pop()] = i
+    n = len(s)
+    layers = 0
+    while layers < n // 2 and s[layers] == "(" and match.get(layers) == n - 1 - layers:
+        layers += 1
+    while layers and len(_split_top_level(s[layers : n - layers])) > 1:
+        layers -= 1  # the innermost pair encloses a tuple: keep it
+    return s[layers : n - layers] if layers else s
 
 
 # ---------------------------------------------------------------------------------------------
@@ -481,8 +507,8 @@ def _prepare_uncached(answer: object) -> _Prepared:
         answer = str(answer)
     elif isinstance(answer, float):
         answer = repr(answer)
-    if not isinstance(answer, str):
-        return _Prepared("", "", None, False)
+    if not isinstance(answer, str) or len(answer) > MAX_ANSWER_CHARS:
+        return _Prepared("", "", None, False)  # a final answer is short: this is not one
     clean = clean_answer(answer)
     key = _key(clean)
     return _Prepared(clean, key, _parse_number(key), _symbolic_ok(clean))
@@ -599,7 +625,8 @@ def _kind_mismatch(g_key: str, p_key: str) -> bool | None:
             return False  # a union of intervals is never a single number or expression
         return None
     if g_vars != p_vars:
-        return False  # an expression in x against a constant
+        # an expression in x against a constant: unequal when it takes two values (not sin^2 x + cos^2 x)
+        return False if _nonconstant(g_key if g_vars else p_key) else None
     if {g_kind, p_kind} == {"scalar", "list"} and not _PLUS_MINUS.search(g_key + p_key):
         listed = g_key if g_kind == "list" else p_key
         if len(_split_top_level(_unbracket(listed))) > 1:
@@ -685,125 +712,158 @@ class _NotConstant(Exception):
 
 _EVAL_TOKEN = re.compile(r"\\[A-Za-z]+|\d+\.?\d*|\.\d+|[-+*/^(){}\[\]]|\s+|.")
 _FLOAT_LIMIT = 1e300
+_EVAL_ERRORS = (_NotConstant, OverflowError, ValueError, ZeroDivisionError, IndexError, RecursionError, TypeError)
 
 
-def _numeric_value(expr: str) -> complex | None:
-    """Value of a constant expression of numbers, + - * / ^, \\frac, \\sqrt, \\pi, \\infty; else None."""
+def _numeric_value(expr: str, env: dict[str, float] | None = None) -> complex | None:
+    """Value of an expression of numbers, + - * / ^, \\frac, \\sqrt, \\pi, \\infty, i; else None.
+
+    With `env`, single letters are variables (values drawn into `env` on first sight); without, an
+    expression with a letter has no value.
+    """
     if not expr or len(expr) > 200 or re.search(r"\d\\frac", expr):  # 2\frac12 might be a mixed number
         return None
     tokens = [t for t in _EVAL_TOKEN.findall(expr) if not t.isspace()]
+    evaluator = _Evaluator(tokens, env)
     try:
-        value, pos = _eval_sum(tokens, 0, 0)
-    except (_NotConstant, OverflowError, ValueError, ZeroDivisionError, IndexError, RecursionError, TypeError):
+        value = evaluator.sum(0)
+    except _EVAL_ERRORS:
         return None
-    if pos != len(tokens) or value != value:
+    if evaluator.pos != len(tokens) or value != value:
         return None
     return value
 
 
-def _eval_sum(tokens: list[str], pos: int, depth: int) -> tuple[float, int]:
-    if depth > MAX_NESTING * 2:
-        raise _NotConstant
-    value, pos = _eval_product(tokens, pos, depth)
-    while pos < len(tokens) and tokens[pos] in "+-":
-        op = tokens[pos]
-        rhs, pos = _eval_product(tokens, pos + 1, depth)
-        value = value + rhs if op == "+" else value - rhs
-    return value, pos
+def _nonconstant(expr: str) -> bool:
+    """True when an expression in variables surely takes different values (so equals no constant)."""
+    rng = random.Random(expr)  # deterministic per expression
+    env_a: dict[str, float] = {}
+    a = _numeric_value(expr, env_a)
+    if a is None or not env_a:
+        return False
+    env_b = {name: rng.uniform(0.3, 1.7) for name in env_a}
+    b = _numeric_value(expr, env_b)
+    return b is not None and not _same_values([a], [b])
 
 
 _TIMES = {"*", "\\cdot", "\\times"}
 
 
-def _eval_product(tokens: list[str], pos: int, depth: int) -> tuple[float, int]:
-    value, pos = _eval_unary(tokens, pos, depth)
-    while pos < len(tokens):
-        tok = tokens[pos]
-        if tok in _TIMES or tok in ("/", "\\div"):
-            rhs, pos = _eval_unary(tokens, pos + 1, depth)
-            value = value * rhs if tok in _TIMES else value / rhs
-        elif tok in ("(", "{", "\\frac", "\\sqrt", "\\pi", "i") or tok[0].isdigit() or tok[0] == ".":
-            rhs, pos = _eval_unary(tokens, pos, depth)  # implicit product: 2\sqrt{3}, 3\pi
-            value = value * rhs
-        else:
-            break
-        _check_finite(value)
-    return value, pos
+class _Evaluator:
+    """Recursive descent over LaTeX tokens; floats only (no bigints, so nothing can hang)."""
 
+    def __init__(self, tokens: list[str], env: dict[str, float] | None) -> None:
+        self.tokens = tokens
+        self.env = env
+        self.pos = 0
+        self.depth = 0
 
-def _eval_unary(tokens: list[str], pos: int, depth: int) -> tuple[float, int]:
-    if tokens[pos] in "+-":
-        sign = -1.0 if tokens[pos] == "-" else 1.0
-        value, pos = _eval_unary(tokens, pos + 1, depth + 1)
-        return sign * value, pos
-    return _eval_power(tokens, pos, depth)
+    def peek(self, offset: int = 0) -> str:
+        return self.tokens[self.pos + offset]
 
-
-def _eval_power(tokens: list[str], pos: int, depth: int) -> tuple[float, int]:
-    base, pos = _eval_atom(tokens, pos, depth)
-    if pos < len(tokens) and tokens[pos] == "^":
-        if tokens[pos + 1] in "{(":
-            exponent, pos = _eval_atom(tokens, pos + 1, depth + 1)
-        elif tokens[pos + 1] in "+-":
-            exponent, pos = _eval_unary(tokens, pos + 1, depth + 1)
-        else:
-            exponent, pos = _eval_atom(tokens, pos + 1, depth + 1)
-        if pos < len(tokens) and tokens[pos] == "^":
-            raise _NotConstant  # a^b^c: leave towers to math-verify's reading
-        if abs(exponent) > 1000 or (base < 0 and exponent != int(exponent)):
+    def sum(self, depth: int) -> complex:
+        if depth > MAX_NESTING * 2:
             raise _NotConstant
-        base = base**exponent
-        _check_finite(base)
-    return base, pos
+        value = self.product(depth)
+        while self.pos < len(self.tokens) and self.peek() in "+-":
+            op = self.peek()
+            self.pos += 1
+            rhs = self.product(depth)
+            value = value + rhs if op == "+" else value - rhs
+        return value
 
+    def product(self, depth: int) -> complex:
+        value = self.unary(depth)
+        while self.pos < len(self.tokens):
+            tok = self.peek()
+            if tok in _TIMES or tok in ("/", "\\div"):
+                self.pos += 1
+                rhs = self.unary(depth)
+                value = value * rhs if tok in _TIMES else value / rhs
+            elif tok in ("(", "{", "\\frac", "\\sqrt", "\\pi") or tok[0].isalnum() or tok[0] == ".":
+                value = value * self.unary(depth)  # implicit product: 2\sqrt{3}, 3\pi, 9i, 2x
+            else:
+                break
+            _check_finite(value)
+        return value
 
-def _eval_atom(tokens: list[str], pos: int, depth: int) -> tuple[float, int]:
-    tok = tokens[pos]
-    if tok in ("(", "{"):
-        close = ")" if tok == "(" else "}"
-        value, pos = _eval_sum(tokens, pos + 1, depth + 1)
-        if tokens[pos] != close:
-            raise _NotConstant
-        return value, pos + 1
-    if tok == "\\frac":
-        num, pos = _eval_group(tokens, pos + 1, depth)
-        den, pos = _eval_group(tokens, pos, depth)
-        return num / den, pos
-    if tok == "\\sqrt":
-        if tokens[pos + 1] == "[":  # \sqrt[n]{x}
-            index, pos = _eval_sum(tokens, pos + 2, depth + 1)
-            if tokens[pos] != "]" or index != int(index) or index < 2:
+    def unary(self, depth: int) -> complex:
+        if self.peek() in "+-":
+            sign = -1.0 if self.peek() == "-" else 1.0
+            self.pos += 1
+            return sign * self.unary(depth + 1)
+        return self.power(depth)
+
+    def power(self, depth: int) -> complex:
+        base = self.atom(depth)
+        if self.pos < len(self.tokens) and self.peek() == "^":
+            self.pos += 1
+            exponent = self.unary(depth + 1) if self.peek() in "+-" else self.atom(depth + 1)
+            if self.pos < len(self.tokens) and self.peek() == "^":
+                raise _NotConstant  # a^b^c: leave towers to math-verify's reading
+            if abs(exponent) > 1000 or (isinstance(base, float) and base < 0 and exponent != int(exponent.real)):
                 raise _NotConstant
-            radicand, pos = _eval_group(tokens, pos + 1, depth)
-            if radicand < 0:
-                raise _NotConstant
-            return radicand ** (1.0 / index), pos
-        radicand, pos = _eval_group(tokens, pos + 1, depth)
-        if radicand < 0:
-            raise _NotConstant  # imaginary
-        return radicand**0.5, pos
-    if tok == "\\pi":
-        return math.pi, pos + 1
-    if tok == "\\infty":
-        return math.inf, pos + 1
-    if tok == "i":  # the imaginary unit: 6+9i
-        return 1j, pos + 1
-    if tok[0].isdigit() or tok[0] == ".":
-        if len(tok) > 300:
-            raise _NotConstant
-        pos += 1
-        if pos + 1 < len(tokens) and tokens[pos] == "_":  # 52_8: math-verify reads the digits, 52
-            pos += 4 if tokens[pos + 1] == "{" else 2
-            if tokens[pos - 1] == "{" or (tokens[pos - 2] == "{" and tokens[pos - 1] != "}"):
-                raise _NotConstant
-        return float(tok), pos
-    raise _NotConstant
+            base = base**exponent
+            _check_finite(base)
+        return base
 
-
-def _eval_group(tokens: list[str], pos: int, depth: int) -> tuple[float, int]:
-    if tokens[pos] != "{":
+    def atom(self, depth: int) -> complex:
+        tok = self.peek()
+        self.pos += 1
+        if tok in ("(", "{"):
+            value = self.sum(depth + 1)
+            if self.peek() != (")" if tok == "(" else "}"):
+                raise _NotConstant
+            self.pos += 1
+            return value
+        if tok == "\\frac":
+            num = self.group(depth)
+            return num / self.group(depth)
+        if tok == "\\sqrt":
+            index = 2.0
+            if self.peek() == "[":  # \sqrt[n]{x}
+                self.pos += 1
+                index = self.sum(depth + 1)
+                if self.peek() != "]" or index != int(index.real) or index.real < 2:
+                    raise _NotConstant
+                self.pos += 1
+            radicand = self.group(depth)
+            if isinstance(radicand, complex) or radicand < 0:
+                raise _NotConstant  # imaginary, or a branch math-verify may read differently
+            return radicand ** (1.0 / index.real if isinstance(index, complex) else 1.0 / index)
+        if tok == "\\pi":
+            return math.pi
+        if tok == "\\infty":
+            return math.inf
+        if tok == "i":  # the imaginary unit: 6+9i
+            return 1j
+        if tok[0].isdigit() or tok[0] == ".":
+            if len(tok) > 300:
+                raise _NotConstant
+            if self.pos + 1 < len(self.tokens) and self.peek() == "_":  # 52_8: math-verify reads 52
+                self.pos += 1
+                sub = self.peek()
+                if sub == "{":
+                    if not (self.peek(1).isdigit() and self.peek(2) == "}"):
+                        raise _NotConstant
+                    self.pos += 3
+                elif sub.isdigit():
+                    self.pos += 1
+                else:
+                    raise _NotConstant
+            return float(tok)
+        if tok == "e":  # Euler's number, as math-verify reads it
+            return math.e
+        if self.env is not None and len(tok) == 1 and tok.isalpha():
+            if tok not in self.env:
+                self.env[tok] = random.Random(tok).uniform(0.3, 1.7)
+            return self.env[tok]
         raise _NotConstant
-    return _eval_atom(tokens, pos, depth + 1)
+
+    def group(self, depth: int) -> complex:
+        if self.peek() != "{":
+            raise _NotConstant
+        return self.atom(depth + 1)
 
 
 def _check_finite(value: complex) -> None:
