@@ -1,0 +1,220 @@
+"""Answer verification: our extract_answer + verify_batch against plain math-verify, side by side.
+
+Same pairs for both, in one run:
+- MATH-500 reference solutions against their own answers (500 true pairs);
+- 2,000 seeded mismatched pairs (answer of problem i, solution of problem j; answers genuinely
+  different);
+- realistic completions: GSM8K test reasoning ending in a boxed number, half right and half wrong
+  (near misses: off by one, a digit dropped, a sign), formats varied ($, units, decimals, commas);
+- adversarial completions, for worst-case latency only.
+
+math-verify runs as its README shows: `verify(parse("$gold$"), parse(completion))`, default settings,
+main thread. Ours runs `verify_batch(golds, [extract_answer(c) for c in completions])` from a cold
+verdict cache with freshly forked workers (the one-time verifier start is reported separately).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import statistics
+import sys
+import time
+
+from report import SHARED_DATA, peak_rss_mib, write_section
+
+from utils import answers  # noqa: E402 - report puts the repo root on sys.path
+from utils.answers import extract_answer, is_equivalent, verify_batch
+
+Pair = tuple[str, str, bool]  # gold, completion, ground truth
+
+
+def math500_sets(seed: int = 0) -> tuple[list[Pair], list[Pair]]:
+    rows = [json.loads(line) for line in (SHARED_DATA / "math500" / "math500.jsonl").read_text().splitlines()]
+    true_pairs = [(r["answer"], r["solution"], True) for r in rows]
+    rng = random.Random(seed)
+    mismatched: list[Pair] = []
+    while len(mismatched) < 2000:
+        i, j = rng.randrange(len(rows)), rng.randrange(len(rows))
+        if i == j or rows[i]["answer"].replace(" ", "") == rows[j]["answer"].replace(" ", ""):
+            continue
+        mismatched.append((rows[i]["answer"], rows[j]["solution"], False))
+    return true_pairs, mismatched
+
+
+def realistic_set(n: int = 1000, seed: int = 0) -> list[Pair]:
+    rows = [json.loads(line) for line in (SHARED_DATA / "gsm8k" / "test.jsonl").read_text().splitlines()]
+    rng = random.Random(seed)
+    out: list[Pair] = []
+    for row in rng.sample(rows, n):
+        body, gold = row["answer"].split("####")
+        gold = gold.strip()
+        value = int(gold.replace(",", ""))
+        right = rng.random() < 0.5
+        near_misses = [v for v in (value + 1, value - 1, value * 10, -value, value // 10) if v != value]
+        shown = value if right else rng.choice(near_misses)
+        fmt = rng.choice(["{v}", "{v:,}", "\\${v}", "{v}.00", "{v} \\text{{ dollars}}", "\\text{{{v}}}"])
+        if shown < 0 and "," in fmt:
+            fmt = "{v}"
+        answer = fmt.format(v=shown)
+        body = body.replace("<<", "").replace(">>", " ")  # the model would not write calculator traces
+        out.append((gold, f"<think>\n{body.strip()}\n</think>\nThe final answer is $\\boxed{{{answer}}}$.", right))
+    return out
+
+
+ADVERSARIAL = [
+    ("5", "\\boxed{9^{9^{9^{9}}}}"),
+    ("5", "\\boxed{9^{9^{9}}}"),
+    ("1", "\\boxed{" + "(" * 1000 + "1" + ")" * 1000 + "}"),
+    ("7", "x = 3. " * 150_000),  # about 1 MB
+    ("\\frac{1}{2}", "\\boxed{\\frac{1}{2"),
+    ("3", "the answer is \x00 3 \x00"),
+    ("3", "\\boxed{3}\udcff\ud800"),
+    ("3", ""),
+]
+
+
+def run_math_verify(pairs: list[tuple[str, str]]) -> tuple[list[bool], list[float]]:
+    from math_verify import parse, verify
+
+    verdicts, latencies = [], []
+    for gold, completion in pairs:
+        start = time.perf_counter()
+        verdicts.append(bool(verify(parse(f"${gold}$"), parse(completion))))
+        latencies.append(time.perf_counter() - start)
+    return verdicts, latencies
+
+
+def fresh_verifier() -> float:
+    """Forget every cache and fork fresh workers; returns the verifier's start time (s)."""
+    answers.shutdown()
+    answers.clear_caches()
+    start = time.perf_counter()
+    answers.warm_up()
+    return time.perf_counter() - start
+
+
+def run_ours(pairs: list[tuple[str, str]]) -> tuple[list[bool], float]:
+    start = time.perf_counter()
+    verdicts = verify_batch([g for g, _ in pairs], [extract_answer(c) for _, c in pairs])
+    return verdicts, time.perf_counter() - start
+
+
+def our_latencies(pairs: list[tuple[str, str]]) -> list[float]:
+    """One call per pair (no batching), for the worst case; caches cleared first."""
+    answers.clear_caches()
+    out = []
+    for gold, completion in pairs:
+        start = time.perf_counter()
+        is_equivalent(gold, extract_answer(completion))
+        out.append(time.perf_counter() - start)
+    return out
+
+
+def pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * len(xs)))]
+
+
+def main() -> int:
+    if not (SHARED_DATA / "math500" / "math500.jsonl").exists():
+        print(f"skipped: {SHARED_DATA} is absent")
+        return 0
+    logging.disable(logging.WARNING)  # math-verify logs every timeout it hits
+    true_pairs, mismatched = math500_sets()
+    sets: dict[str, list[Pair]] = {
+        "MATH-500 true pairs": true_pairs,
+        "MATH-500 mismatched pairs": mismatched,
+        "realistic boxed completions": realistic_set(),
+    }
+    start_s = fresh_verifier()
+    rows = []
+    notes = []
+    totals = {"mv_time": 0.0, "our_time": 0.0, "n": 0}
+    mv_all_lat: list[float] = []
+    our_all_lat: list[float] = []
+    for name, triples in sets.items():
+        pairs = [(g, c) for g, c, _ in triples]
+        truth = [t for _, _, t in triples]
+        mv_verdicts, mv_lat = run_math_verify(pairs)
+        fresh_verifier()
+        our_verdicts, our_time = run_ours(pairs)
+        mv_time = sum(mv_lat)
+        agree = sum(a == b for a, b in zip(mv_verdicts, our_verdicts, strict=True))
+        mv_right = sum(a == t for a, t in zip(mv_verdicts, truth, strict=True))
+        our_right = sum(a == t for a, t in zip(our_verdicts, truth, strict=True))
+        # the target: our verdict equals math-verify's wherever math-verify is right
+        lost = [
+            (g, extract_answer(c))
+            for (g, c), m, o, t in zip(pairs, mv_verdicts, our_verdicts, truth, strict=True)
+            if m == t and o != t
+        ]
+        n = len(pairs)
+        rows.append(
+            f"| {name} | {n} | {n / mv_time:,.0f} | {n / our_time:,.0f} | **{mv_time / our_time:.1f}x** | "
+            f"{agree / n:.1%} | {mv_right / n:.1%} | {our_right / n:.1%} | {len(lost)} |"
+        )
+        for gold, pred in lost[:5]:
+            notes.append(f"- {name}: math-verify right, ours wrong: gold `{gold}`, extracted `{pred}`")
+        totals["mv_time"] += mv_time
+        totals["our_time"] += our_time
+        totals["n"] += n
+        mv_all_lat += mv_lat
+        our_all_lat += our_latencies(pairs)
+        print(f"{name}: math-verify {n / mv_time:.0f}/s, ours {n / our_time:.0f}/s", flush=True)
+    n = totals["n"]
+    rows.append(
+        f"| **all** | {n} | {n / totals['mv_time']:,.0f} | {n / totals['our_time']:,.0f} | "
+        f"**{totals['mv_time'] / totals['our_time']:.1f}x** | | | | |"
+    )
+
+    adv = [(g, c) for g, c in ADVERSARIAL]
+    mv_adv_verdicts, mv_adv_lat = run_math_verify(adv)
+    fresh_verifier()
+    our_adv_lat = our_latencies(adv)
+    lat_rows = [
+        f"| real pairs (one call each) | {1000 * statistics.median(mv_all_lat):.2f} | "
+        f"{1000 * pct(mv_all_lat, 0.99):.1f} | {1000 * max(mv_all_lat):.0f} | "
+        f"{1000 * statistics.median(our_all_lat):.3f} | {1000 * pct(our_all_lat, 0.99):.1f} | "
+        f"{1000 * max(our_all_lat):.0f} |",
+        f"| adversarial ({len(adv)} inputs) | {1000 * statistics.median(mv_adv_lat):.0f} | | "
+        f"{1000 * max(mv_adv_lat):,.0f} | {1000 * statistics.median(our_adv_lat):.1f} | | {1000 * max(our_adv_lat):.0f} |",
+    ]
+    body = "\n".join(
+        [
+            "Throughput (verdicts/s, one process; ours fans symbolic checks out to worker processes):",
+            "",
+            "| pairs | n | math-verify /s | ours /s | ratio | agreement | math-verify right | ours right | "
+            "ours wrong where math-verify right |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+            *rows,
+            "",
+            "Latency (ms):",
+            "",
+            "| inputs | math-verify p50 | p99 | max | ours p50 | p99 | max |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+            *lat_rows,
+            "",
+            f"Adversarial inputs: {', '.join(_describe(c) for _, c in ADVERSARIAL)}. Ours bounds symbolic work at "
+            f"{answers.DEFAULT_TIMEOUT} s per answer (worker killed and replaced); math-verify's own bound is a "
+            "5 s signal alarm, main thread only.",
+            f"Verifier start (fork server importing math-verify, once per process, not in the timings): "
+            f"{start_s:.2f} s. Peak RSS of the benchmark process: {peak_rss_mib():.0f} MiB.",
+            "",
+            *(notes or ["No pair where math-verify is right and ours is wrong."]),
+        ]
+    )
+    write_section("answers", "Answer verification: ours vs math-verify", "make bench (bench/bench_answers.py)", body)
+    answers.shutdown()
+    return 0
+
+
+def _describe(completion: str) -> str:
+    if len(completion) > 200:
+        return f"{len(completion) / 1e6:.1f} MB of text" if len(completion) > 100_000 else "1000 nested parentheses"
+    return f"`{completion.encode('unicode_escape').decode()}`" if completion else "empty"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
