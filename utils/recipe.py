@@ -55,26 +55,28 @@ class LoraSection:
 
 @dataclass
 class FiltersSection:
-    drop_question_types: list[str] = field(default_factory=lambda: ["proof"])
-    keep_problem_types: list[str] | None = None
-    min_correctness_count: int | None = None
-    complete_reasoning_only: bool = False
-    parseable_answer: bool = True
-    max_prompt_tokens: int | None = None
-    dedupe: bool = True
-    decontaminate: list[str] = field(default_factory=list)
-    decontaminate_ngram: int = 13
+    # Applied in this order by utils.data, each reported with the rows it removed. A filter whose
+    # column the data lacks (GSM8K has no question_type) is skipped, and the report says so.
+    drop_question_types: list[str] = field(default_factory=lambda: ["proof"])  # add "MCQ" to drop those too
+    keep_problem_types: list[str] | None = None  # None = every problem_type
+    min_correctness_count: int | None = None  # OpenR1: R1 traces verified correct
+    complete_reasoning_only: bool = False  # OpenR1: at least one trace finished its reasoning
+    parseable_answer: bool = True  # the verifier can read the gold answer
+    max_prompt_tokens: int | None = None  # rendered prompt (template + system); needs the tokenizer
+    dedupe: bool = True  # exact-duplicate problems (whitespace-insensitive): first kept
+    decontaminate: list[str] = field(default_factory=list)  # math500, gsm8k_test, aime24, amc23 or file paths
+    decontaminate_ngram: int = 13  # word n-gram size; shorter problems match on their whole text
 
 
 @dataclass
 class DataSection:
     dataset: str = "open-r1/OpenR1-Math-220k"  # hub id, or a local file / folder
-    config: str | None = "default"
+    config: str | None = "default"  # hub config (OpenR1: default | extended | all)
     split: str = "train"
     format: str = _choice("auto", "auto", "openr1", "gsm8k", "math", "generic")
-    columns: dict[str, str] = field(default_factory=dict)  # generic format: problem/answer/solution
-    subset: int | None = None
-    validation: int = 500
+    columns: dict[str, str] = field(default_factory=dict)  # role -> column, e.g. {problem: question, answer: final}
+    subset: int | None = None  # seeded subset of N problems (after filters); None = all
+    validation: int = 500  # held-out problems when the source has no validation split
     seed: int = 42
     filters: FiltersSection = field(default_factory=FiltersSection)
     cache: bool = True
@@ -291,6 +293,20 @@ def recipe_from_dict(raw: dict[str, Any], where: str = "recipe", source: Path | 
     return recipe
 
 
+def sections_from_dict(raw: dict[str, Any], where: str = "recipe") -> Recipe:
+    """A Recipe validated like `recipe_from_dict` but without a `training:` section, so without
+    importing TRL (seconds): for tools that only need the data/prompt settings (explore_data.py)."""
+    if raw.get("training"):
+        raise UserError(f"{where}: training: not used here (give a recipe file to set training values)")
+    for key in raw:
+        if key not in TOP_LEVEL_KEYS or key == "extends":
+            raise UserError(f"{where}: {_unknown_key_message(str(key), TOP_LEVEL_KEYS[1:])}")
+    kwargs: dict[str, Any] = {name: _build_section(cls, raw.get(name, {}), name, where) for name, cls in SECTIONS.items()}
+    recipe = Recipe(**kwargs, rewards=_check_rewards(raw.get("rewards", DEFAULT_REWARDS), where))
+    _check_consistency(recipe, where)
+    return recipe
+
+
 def _unknown_key_message(key: str, valid: typing.Iterable[str], section: str = "") -> str:
     valid = list(valid)
     full = f"{section}.{key}" if section else key
@@ -478,5 +494,18 @@ def _check_consistency(recipe: Recipe, where: str) -> None:
         raise UserError(
             f"{where}: model.gpu_memory_utilization: must be in (0, 1], got {recipe.model.gpu_memory_utilization}"
         )
-    if recipe.data.format == "generic" and "problem" not in recipe.data.columns:
-        raise UserError(f"{where}: data.columns: the generic format needs at least 'problem' and 'answer' columns")
+    columns = recipe.data.columns
+    if recipe.data.format == "generic" and ("problem" not in columns or not {"answer", "solution"} & set(columns)):
+        raise UserError(
+            f"{where}: data.columns: the generic format needs a 'problem' column and an 'answer' "
+            "(or 'solution') column, e.g. {problem: question, answer: final_answer}"
+        )
+    filters = recipe.data.filters
+    if filters.decontaminate_ngram < 1:
+        raise UserError(f"{where}: data.filters.decontaminate_ngram: must be >= 1, got {filters.decontaminate_ngram}")
+    if filters.max_prompt_tokens is not None and filters.max_prompt_tokens <= 0:
+        raise UserError(f"{where}: data.filters.max_prompt_tokens: must be positive, got {filters.max_prompt_tokens}")
+    if filters.min_correctness_count is not None and filters.min_correctness_count < 0:
+        raise UserError(
+            f"{where}: data.filters.min_correctness_count: must be >= 0, got {filters.min_correctness_count}"
+        )

@@ -1,0 +1,132 @@
+"""Chat messages per output format: what the model is asked, and in which layout it should answer.
+
+Two formats:
+- `think_boxed`: reason inside <think>...</think>, then the final answer in \\boxed{} (the layout of
+  OpenR1-Math-220k's DeepSeek-R1 traces, and what our answer extractor reads first);
+- `xml`: <reasoning>...</reasoning><answer>...</answer> (the layout a GSM8K-GRPO checkpoint was trained on).
+
+A prompt is a list of chat messages (system + user); TRL and our evaluation render it through the
+tokenizer's chat template, so the same messages work for any model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from utils.errors import UserError
+
+SYSTEM_PROMPTS: dict[str, str] = {
+    "think_boxed": (
+        "You are a helpful assistant that solves math problems. First think through the problem step by step "
+        "inside <think> </think> tags. Then, after </think>, give a short answer with the final result "
+        "written as \\boxed{ANSWER}."
+    ),
+    # The wording of the widely used GSM8K GRPO recipes, so a checkpoint trained on it sees what it knows.
+    "xml": (
+        "Respond in the following format:\n"
+        "<reasoning>\n...\n</reasoning>\n"
+        "<answer>\n...\n</answer>"
+    ),
+}
+PROMPT_FORMATS: tuple[str, ...] = tuple(SYSTEM_PROMPTS)
+
+Message = dict[str, str]
+
+
+def system_prompt(prompt_format: str, system: str | None = None) -> str:
+    """The system prompt for a format: `system` when given (a recipe's override), else the format's own."""
+    if prompt_format not in SYSTEM_PROMPTS:
+        raise UserError(f"prompt.format: {prompt_format!r} is not one of {', '.join(PROMPT_FORMATS)}")
+    return SYSTEM_PROMPTS[prompt_format] if system is None else system
+
+
+def build_messages(problem: str, prompt_format: str, system: str | None = None) -> list[Message]:
+    """System + user chat messages asking `problem` in `prompt_format` (system prompt overridable).
+
+    An empty `system` ("") leaves the system message out: some chat templates (or experiments) want none.
+    """
+    content = system_prompt(prompt_format, system)
+    messages: list[Message] = []
+    if content:
+        messages.append({"role": "system", "content": content})
+    messages.append({"role": "user", "content": problem.strip()})
+    return messages
+
+
+def render_prompt(messages: list[Message], tokenizer: Any) -> str:
+    """The text a model sees for `messages`: the tokenizer's chat template, ready for the assistant turn."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise UserError(
+            f"tokenizer {getattr(tokenizer, 'name_or_path', '')!r} has no chat template: "
+            "use an instruct/chat model, or give the tokenizer a chat_template"
+        )
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def render_prompts(batch: list[list[Message]], tokenizer: Any) -> list[str]:
+    """`render_prompt` for many conversations at once (one template call: much faster on large data)."""
+    batch = [list(messages) for messages in batch]  # a datasets Column is no list: the template would misread it
+    if not batch:
+        return []
+    render_prompt(batch[0], tokenizer)  # same checks, same error
+    return list(tokenizer.apply_chat_template(batch, tokenize=False, add_generation_prompt=True))
+
+
+def prompt_token_counts(batch: list[list[Message]], tokenizer: Any) -> list[int]:
+    """Tokens of each rendered prompt, as the model will see it (template + special tokens included)."""
+    texts = render_prompts(batch, tokenizer)
+    # The template already wrote the special tokens; adding BOS etc. again would overcount.
+    encoded = tokenizer(texts, add_special_tokens=False, return_attention_mask=False)["input_ids"]
+    return [len(ids) for ids in encoded]
+
+
+class PromptTokenCounter:
+    """Decides `rendered prompt tokens <= limit` for many problems, exactly, without rendering them all.
+
+    Rendering every prompt through the chat template and tokenizing the system prompt again for each
+    row costs most of a 94k-row data pass. With chat templates the problem sits between special tokens,
+    so tokens(prompt) = tokens(problem) + a constant. That is checked on the first rows (the same
+    constant for all of them, else every row is counted exactly), and rows whose estimate lies within
+    `margin` tokens of the limit are counted exactly anyway, so a decision never rests on the shortcut
+    where it could matter.
+    """
+
+    def __init__(self, tokenizer: Any, prompt_format: str, system: str | None = None, margin: int = 8,
+                 calibration_rows: int = 64):
+        self.tokenizer = tokenizer
+        self.prompt_format = prompt_format
+        self.system = system
+        self.margin = margin
+        self.calibration_rows = calibration_rows
+        self.overhead: int | None = None  # tokens the template + system prompt add; None = count exactly
+        self.calibrated = False
+
+    def exact(self, problems: list[str]) -> list[int]:
+        return prompt_token_counts([build_messages(p, self.prompt_format, self.system) for p in problems],
+                                   self.tokenizer)
+
+    def _content_tokens(self, problems: list[str]) -> list[int]:
+        encoded = self.tokenizer([p.strip() for p in problems], add_special_tokens=False,
+                                 return_attention_mask=False)["input_ids"]
+        return [len(ids) for ids in encoded]
+
+    def _calibrate(self, problems: list[str]) -> None:
+        sample = problems[: self.calibration_rows]
+        differences = {e - c for e, c in zip(self.exact(sample), self._content_tokens(sample), strict=True)}
+        self.overhead = differences.pop() if len(differences) == 1 else None
+        self.calibrated = True
+
+    def within(self, problems: list[str], limit: int) -> list[bool]:
+        """For each problem: does its rendered prompt have at most `limit` tokens?"""
+        if not problems:
+            return []
+        if not self.calibrated:
+            self._calibrate(problems)
+        if self.overhead is None:
+            return [c <= limit for c in self.exact(problems)]
+        counts = [c + self.overhead for c in self._content_tokens(problems)]
+        near = [i for i, c in enumerate(counts) if abs(c - limit) <= self.margin]
+        if near:
+            for i, c in zip(near, self.exact([problems[i] for i in near]), strict=True):
+                counts[i] = c
+        return [c <= limit for c in counts]
