@@ -29,11 +29,14 @@ def varying_length_reward(prompts, completions, **kwargs):
     return [len(set(t)) / 10.0 for t in texts]
 
 
-@pytest.fixture
-def with_varying_reward(monkeypatch):
+@pytest.fixture(scope="module", autouse=True)
+def with_varying_reward():
+    """Registered by name, as recipes weight rewards, for every test of this module."""
     from utils import rewards
 
-    monkeypatch.setitem(rewards.REWARDS, "test_varying", varying_length_reward)
+    rewards.REWARDS["test_varying"] = varying_length_reward
+    yield
+    rewards.REWARDS.pop("test_varying", None)
 
 
 def smoke_recipe(tiny_model_dir: Path, out: Path, *extra: str):
@@ -53,16 +56,10 @@ def read_jsonl(path: Path) -> list[dict]:
 @pytest.fixture(scope="module")
 def lora_run(tiny_model_dir, tmp_path_factory):
     """One 4-step LoRA run shared by the tests that read its folder."""
-    from utils import rewards
     from utils.training import run_training
 
-    rewards.REWARDS["test_varying"] = varying_length_reward
-    try:
-        recipe = smoke_recipe(tiny_model_dir, tmp_path_factory.mktemp("runs"))
-        outcome = run_training(recipe, progress=False)
-    finally:
-        rewards.REWARDS.pop("test_varying", None)
-    return recipe, outcome
+    recipe = smoke_recipe(tiny_model_dir, tmp_path_factory.mktemp("runs"))
+    return recipe, run_training(recipe, progress=False)
 
 
 def test_lora_run_writes_a_complete_run_folder(lora_run):
@@ -107,7 +104,7 @@ def test_lora_weights_change_when_a_reward_varies(lora_run, tiny_model_dir):
     assert changed
 
 
-def test_resume_continues_at_the_right_step(lora_run, tmp_path, with_varying_reward):
+def test_resume_continues_at_the_right_step(lora_run, tmp_path):
     from utils.training import run_training
 
     recipe, outcome = lora_run
@@ -124,7 +121,7 @@ def test_resume_continues_at_the_right_step(lora_run, tmp_path, with_varying_rew
     assert steps == [1, 2, 3, 4, 5, 6]  # no step logged twice
 
 
-def test_run_folder_of_another_recipe_is_refused(lora_run, tmp_path, tiny_model_dir, with_varying_reward):
+def test_run_folder_of_another_recipe_is_refused(lora_run, tmp_path, tiny_model_dir):
     from utils.training import run_training
 
     recipe, outcome = lora_run
@@ -151,7 +148,7 @@ def test_half_written_checkpoint_is_never_resumed(tmp_path):
     assert last_complete_checkpoint(run) == good
 
 
-def test_full_finetuning_updates_the_model(tiny_model_dir, tmp_path, with_varying_reward):
+def test_full_finetuning_updates_the_model(tiny_model_dir, tmp_path):
     from utils.training import run_training
 
     recipe = smoke_recipe(tiny_model_dir, tmp_path, "lora.enabled=false", "training.max_steps=2",
@@ -163,7 +160,7 @@ def test_full_finetuning_updates_the_model(tiny_model_dir, tmp_path, with_varyin
     assert any(not torch.equal(saved[k].float(), original[k].float()) for k in original)
 
 
-def test_adapter_starting_point_continues_that_adapter(lora_run, tmp_path, tiny_model_dir, with_varying_reward):
+def test_adapter_starting_point_continues_that_adapter(lora_run, tmp_path, tiny_model_dir):
     from utils.modeling import load_model_and_tokenizer
     from utils.training import run_training
 

@@ -144,12 +144,17 @@ class RunMonitor(TrainerCallback):
                 self.completions.write({"step": state.global_step, **record})
         if self.bar is not None:
             self.bar.update(state.global_step - self.bar.n)
-            postfix = {}
-            if self.reward is not None:
-                postfix["reward"] = f"{self.reward:.3f}"
-            if self.accuracy is not None:
-                postfix["acc"] = f"{self.accuracy:.1%}"
-            self.bar.set_postfix(postfix, refresh=True)
+            self._show()
+
+    def _show(self) -> None:
+        if self.bar is None:
+            return
+        postfix = {}
+        if self.reward is not None:
+            postfix["reward"] = f"{self.reward:.3f}"
+        if self.accuracy is not None:
+            postfix["acc"] = f"{self.accuracy:.1%}"
+        self.bar.set_postfix(postfix, refresh=True)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = logs or {}
@@ -166,6 +171,7 @@ class RunMonitor(TrainerCallback):
         record["step_time_s"] = round(self.step_seconds, 4)
         record["peak_memory_mib"] = round(peak_memory_mib(), 1)
         self.reward = logs.get("reward", self.reward)
+        self._show()  # the step's reward is known only now, after on_step_end
         self.metrics.write(record)
         if self.plot_every and state.global_step % self.plot_every == 0:
             self.refresh_plots()
