@@ -93,3 +93,19 @@ def test_adapter_folder_loads_its_base_and_keeps_training_that_adapter(tiny_mode
     assert trainer.state.global_step == 1
     continued = get_peft_model_state_dict(model)
     assert any(not torch.equal(continued[k].cpu(), saved[k]) for k in saved), "training did not update the loaded adapter"
+
+
+def test_grpo_train_script_runs_end_to_end_on_the_unsloth_backend(tiny_model_dir, tmp_path, run_script):
+    """The whole main job (recipe, data, rewards, trainer, callbacks) through Unsloth, trl 1.15, datasets 4.x."""
+    import json
+
+    result = run_script("grpo_train", "recipes/smoke_cpu.yaml", "--no-progress",
+                        "--set", "model.backend=unsloth", "--set", f"model.name={tiny_model_dir}",
+                        "--set", f"output.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Backend    unsloth" in result.stdout and "done: 4 steps" in result.stdout
+    run = tmp_path / "smoke_cpu"
+    assert (run / "checkpoint-4" / "checkpoint.complete").is_file()
+    steps = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in steps if "loss" in m] == [1, 2, 3, 4]
+    assert (run / "best" / "best.json").is_file()
