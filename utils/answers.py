@@ -89,7 +89,6 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # Extraction
 
 _BOX_START = re.compile(r"\\(?:boxed|fbox)\b")
-_ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.S | re.I)
 _HASHES = re.compile(r"####[ \t]*([^\n]*)")
 _ANSWER_IS = re.compile(r"(?:final\s+answer|answer)\s*(?:is\s*:?|:|=)\s*", re.I)
 _CALC_ANNOTATION = re.compile(r"<<[^<>\n]{0,200}>>")  # GSM8K calculator traces: 16-3-4=9 inside <<>>
@@ -177,12 +176,13 @@ def _from_boxes(text: str) -> str | None:
 
 
 def _from_answer_tags(text: str) -> str | None:
-    if "<answer>" not in text.lower():
+    # rfind, not a regex: 100k unclosed `<answer>` tags would make `<answer>(.*?)</answer>` quadratic
+    lower = text.lower()
+    end = lower.rfind("</answer>")
+    start = lower.rfind("<answer>", 0, end) if end != -1 else -1
+    if start == -1:
         return None
-    matches = list(_ANSWER_TAG.finditer(text))
-    if not matches:
-        return None
-    content = matches[-1].group(1).strip()
+    content = text[start + len("<answer>") : end].strip()
     if not content:
         return None
     if len(_PROSE_WORD.findall(content)) >= 3:  # prose inside the tags: find the answer in it
@@ -934,6 +934,7 @@ class _Pool:
         self.live = 0
         self.proc: subprocess.Popen | None = None
         self.ctrl: socket.socket | None = None
+        self.warm = False
         self.failed_at = 0.0
 
     # -- zygote
@@ -967,6 +968,17 @@ class _Pool:
             self.failed_at = time.monotonic()
             raise VerifierUnavailable("the math-verify worker did not start (is math-verify installed?)")
         self.ctrl = parent
+        self.warm = False
+
+    def wait_warm(self, timeout: float) -> None:
+        """Wait until the fork server has exercised math-verify (its `W`), so new workers start warm."""
+        with self.zygote_lock:
+            self._start_locked()
+            if self.warm or self.ctrl is None:
+                return
+            ready, _, _ = select.select([self.ctrl], [], [], timeout)
+            if ready and self.ctrl.recv(1) == b"W":
+                self.warm = True
 
     def _stop_zygote_locked(self) -> None:
         if self.ctrl is not None:
@@ -1120,11 +1132,14 @@ def _pool() -> _Pool:
 
 
 def _after_fork_in_child() -> None:
-    global _POOL, _POOL_LOCK
+    # A lock held by another thread at fork time stays held forever in the child: replace them all.
+    global _POOL, _POOL_LOCK, _STATS_LOCK
     if _POOL is not None:
         _POOL.forget()
     _POOL = None
     _POOL_LOCK = threading.Lock()
+    _STATS_LOCK = threading.Lock()
+    _VERDICTS.lock = threading.Lock()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -1140,9 +1155,16 @@ def shutdown() -> None:
     _POOL = None
 
 
-def warm_up() -> None:
-    """Start the verifier process now (about 0.7 s, once per process) instead of at the first symbolic check."""
+def warm_up(wait_for_parsers: bool = True) -> None:
+    """Start the verifier now instead of at the first symbolic check (about 0.4 s, once per process).
+
+    With `wait_for_parsers`, also wait (about 1 s more) until math-verify's parsers are exercised,
+    so that the workers forked from then on need no first-parse warm-up of their own.
+    """
     pool = _pool()
+    pool.start()
+    if wait_for_parsers:
+        pool.wait_warm(STARTUP_TIMEOUT)
     pool.checkin(pool.checkout())
 
 
@@ -1175,11 +1197,29 @@ class _VerdictCache:
 
 
 _VERDICTS = _VerdictCache()
+# How verdicts were reached since the last clear_caches(): fast paths, the verdict cache, math-verify
+# workers, and deadlines hit. Read with stats(); benchmarks and logs use it.
+_STATS = {"fast": 0, "cached": 0, "symbolic": 0, "timeouts": 0}
+_STATS_LOCK = threading.Lock()
+
+
+def _count(key: str, n: int = 1) -> None:
+    with _STATS_LOCK:
+        _STATS[key] += n
+
+
+def stats() -> dict[str, int]:
+    """Counts of verdicts by route since the last `clear_caches()`."""
+    with _STATS_LOCK:
+        return dict(_STATS)
 
 
 def clear_caches() -> None:
     """Forget cached verdicts and prepared answers (benchmarks measure cold)."""
     _VERDICTS.clear()
+    with _STATS_LOCK:
+        for key in _STATS:
+            _STATS[key] = 0
     _prepare_cached.cache_clear()
     _parseable_cached.cache_clear()
 
@@ -1264,10 +1304,13 @@ def verify_batch(
             if not g.key or not p.key:
                 continue
             verdict = _fast_verdict(g, p)
+            route = "fast"
             if verdict is None:
                 verdict = _VERDICTS.get((g.clean, p.clean))
+                route = "cached"
             if verdict is not None:
                 results[i] = verdict
+                _count(route)
             elif g.symbolic_ok and p.symbolic_ok:
                 pending.setdefault(g.clean, {}).setdefault(p.clean, []).append(i)
         except Exception:  # noqa: BLE001 - one bad pair must not sink the batch
@@ -1293,9 +1336,12 @@ def _run_symbolic(
         except VerifierUnavailable:
             logger.warning("math-verify worker unavailable: symbolic answers count as not equal")
             verdicts = [None] * len(pred_list)
+        _count("symbolic", len(pred_list))
         for pred, verdict in zip(pred_list, verdicts, strict=True):
             if verdict is not None:  # a timeout may be load, not the pair: never cache it
                 _VERDICTS.put((gold, pred), verdict)
+            else:
+                _count("timeouts")
             for i in preds[pred]:
                 results[i] = bool(verdict)
 
