@@ -47,9 +47,10 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-# Per-answer deadline for the symbolic check (seconds). math-verify needs 3-36 ms on real answers
-# (p99); anything that needs more than half a second is pathological, and a GRPO step must not wait.
-DEFAULT_TIMEOUT = 0.5
+# Per-answer deadline for the symbolic check (seconds). math-verify needs 3-40 ms on real answers
+# (p99), a few times that on a loaded machine; anything slower is pathological, and a GRPO step
+# must not wait for it. With fork and IPC overhead a killed check still returns within 1 s.
+DEFAULT_TIMEOUT = 0.75
 # Starting the verifier process (imports sympy + math-verify) happens once per process; bounded too.
 STARTUP_TIMEOUT = 30.0
 # Input size limits. Extraction reads any length (linear regexes); rules that search backwards for
@@ -970,15 +971,20 @@ class _Pool:
         self.ctrl = parent
         self.warm = False
 
-    def wait_warm(self, timeout: float) -> None:
-        """Wait until the fork server has exercised math-verify (its `W`), so new workers start warm."""
-        with self.zygote_lock:
-            self._start_locked()
-            if self.warm or self.ctrl is None:
-                return
-            ready, _, _ = select.select([self.ctrl], [], [], timeout)
-            if ready and self.ctrl.recv(1) == b"W":
-                self.warm = True
+    def _wait_warm_locked(self) -> None:
+        """Wait until the fork server has exercised math-verify (its `W`), so every worker starts warm.
+
+        A worker forked earlier pays 50-400 ms for its first parse of each kind of answer, which
+        on a loaded machine can overrun the deadline and turn a right answer into a timeout.
+        """
+        if self.warm or self.ctrl is None:
+            return
+        ready, _, _ = select.select([self.ctrl], [], [], STARTUP_TIMEOUT)
+        if ready and self.ctrl.recv(1) == b"W":
+            self.warm = True
+        else:
+            self.warm = True  # never wait twice; workers will warm up as they go
+            logger.warning("math-verify fork server did not finish warming up")
 
     def _stop_zygote_locked(self) -> None:
         if self.ctrl is not None:
@@ -998,6 +1004,7 @@ class _Pool:
         for attempt in range(2):
             with self.zygote_lock:
                 self._start_locked()
+                self._wait_warm_locked()
                 mine, theirs = socket.socketpair()
                 try:
                     socket.send_fds(self.ctrl, [b"F"], [theirs.fileno()])  # type: ignore[arg-type]
@@ -1155,16 +1162,10 @@ def shutdown() -> None:
     _POOL = None
 
 
-def warm_up(wait_for_parsers: bool = True) -> None:
-    """Start the verifier now instead of at the first symbolic check (about 0.4 s, once per process).
-
-    With `wait_for_parsers`, also wait (about 1 s more) until math-verify's parsers are exercised,
-    so that the workers forked from then on need no first-parse warm-up of their own.
-    """
+def warm_up() -> None:
+    """Start the verifier now instead of at the first symbolic check (1-2 s, once per process):
+    the fork server imports math-verify and exercises its parsers, then forks a first worker."""
     pool = _pool()
-    pool.start()
-    if wait_for_parsers:
-        pool.wait_warm(STARTUP_TIMEOUT)
     pool.checkin(pool.checkout())
 
 
@@ -1233,7 +1234,7 @@ def is_equivalent(gold: str, predicted: str | None, *, timeout: float | None = N
 
     Never raises; returns within `timeout` (default DEFAULT_TIMEOUT) seconds of symbolic work, on any
     thread and in any process. The first symbolic check of a process also starts the verifier
-    (about 0.7 s, once; `warm_up()` pays it ahead). Unreadable or pathological input is not equal.
+    (1-2 s, once; `warm_up()` pays it ahead). Unreadable or pathological input is not equal.
     """
     try:
         return verify_batch([gold], [predicted], timeout=timeout)[0]
