@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import statistics
 import sys
@@ -148,6 +149,7 @@ def main() -> int:
         "structured answers (corpus)": symbolic_set(),
     }
     in_total = {"MATH-500 true pairs", "MATH-500 mismatched pairs", "realistic boxed completions"}
+    load_before = os.getloadavg()[0]  # the 2 cores may be shared: say how busy they were
     start_s = fresh_verifier()
     rows = []
     notes = []
@@ -224,6 +226,8 @@ def main() -> int:
             f"Adversarial inputs: {', '.join(_describe(c) for _, c in ADVERSARIAL)}. Ours bounds symbolic work at "
             f"{answers.DEFAULT_TIMEOUT} s per answer (worker killed and replaced); math-verify's own bound is a "
             "5 s signal alarm, main thread only.",
+            f"Machine load average at start: {load_before:.1f} (both sides measured in the same run, so the ratios "
+            "hold; absolute rates move with the load). "
             f"Verifier start (fork server importing math-verify, once per process, not in the timings): "
             f"{start_s:.2f} s. Peak RSS of the benchmark process: {peak_rss_mib():.0f} MiB.",
             "",
