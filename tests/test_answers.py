@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -313,7 +315,7 @@ def test_corpus_verdicts() -> None:
     rows = _corpus()
     verdicts = verify_batch([g for _, g, _, _ in rows], [p for _, _, p, _ in rows])
     wrong = [(k, g, p, e) for (k, g, p, e), v in zip(rows, verdicts, strict=True) if v != e]
-    assert wrong == []
+    assert wrong == [], answers.stats()
 
 
 def test_corpus_verdicts_one_call_at_a_time() -> None:
@@ -342,14 +344,16 @@ ADVERSARIAL = [
     ("3", None),
     ("10^{100000}", "\\boxed{10^{100000}}"),
     ("\\frac{1}{2}", "\\boxed{" + "\\frac{1}{" * 200 + "2" + "}" * 200 + "}"),
+    ("4", "<answer>" * 100_000 + "4"),  # 800 KB of unclosed tags
+    ("4", "=\n" * 300_000 + "4"),
+    ("4", "the answer is " * 50_000 + "4"),
+    ("4", "1,0" * 200_000),
 ]
 BOUND_S = 1.0
 
 
 def _timed_verdicts(cases: list[tuple[str, str | None]], warm: bool = True) -> list[tuple[bool, float, float]]:
     """(verdict, seconds for extract + verify, seconds for verifying the raw completion) per case."""
-    import time
-
     if warm:
         answers.warm_up()
     out = []
@@ -417,8 +421,6 @@ def test_adversarial_cold_process() -> None:
 
 
 def test_pathological_symbolic_work_is_cut_off() -> None:
-    import time
-
     answers.warm_up()
     start = time.monotonic()
     assert not is_equivalent("5", "9^{9^{9}}", timeout=0.3)
@@ -427,7 +429,6 @@ def test_pathological_symbolic_work_is_cut_off() -> None:
 
 
 def test_verifier_survives_a_killed_zygote() -> None:
-    import os
     import signal
 
     answers.warm_up()
@@ -446,3 +447,44 @@ def test_size_limits() -> None:
     assert not is_parseable("x" * 5000)
     oversized_box = "\\boxed{" + "x" * (answers.MAX_BOX_CHARS + 10) + "} then 5"
     assert extract_answer(oversized_box) == "5"  # not read as a box: the last number
+
+
+def test_gold_parsed_once_per_group() -> None:
+    """A GRPO group: one gold, 8 completions needing math-verify. The gold is parsed once, not 8 times."""
+    answers.warm_up()
+    answers.clear_caches()
+    pool = answers._pool()
+    before = pool.ask({"op": "parses"}, 5.0)["v"]  # the worker verify_batch will reuse (last in, first out)
+    preds = ["(x+1)^2", "x^2+2x+1", "(1+x)^2", "x^2+x+x+1", "(x+1)(x+1)", "x(x+2)+1", "x^2+2x+2", "(x-1)^2"]
+    verdicts = verify_batch(["x^{2}+2x+1"] * 8, preds, max_workers=1)
+    assert verdicts == [True, True, True, True, True, True, False, False]
+    after = pool.ask({"op": "parses"}, 5.0)["v"]
+    assert after - before == 1 + len(preds)  # the gold once, each prediction once
+    assert answers.stats()["symbolic"] == len(preds)
+
+
+def test_shutdown_leaves_no_processes() -> None:
+    answers.warm_up()
+    pool = answers._pool()
+    zygote = pool.proc
+    workers = [w.pid for w in pool.idle]
+    answers.shutdown()
+    assert zygote is not None and zygote.wait(timeout=5) is not None
+    deadline = time.monotonic() + 5
+    while workers and time.monotonic() < deadline:
+        workers = [pid for pid in workers if _alive(pid)]
+        time.sleep(0.05)
+    assert workers == []
+    assert is_equivalent("x+1", "1+x")  # and it starts again on demand
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    try:  # a zombie is dead too
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False

@@ -69,11 +69,13 @@ class Checker:
         self.parse_fn = parse
         self.verify_fn = verify
         self.cache: _LRU = _LRU(PARSE_CACHE_SIZE)
+        self.parses = 0  # math-verify parse calls (cache misses), for tests
 
     def parse(self, text: str) -> list:
         hit = self.cache.lookup(text)
         if hit is not None:
             return hit
+        self.parses += 1
         try:
             # `$...$` reads a bare answer as LaTeX (normalised units, \text, degrees by math-verify)
             parsed = self.parse_fn(f"${text}$", parsing_timeout=None)
@@ -156,6 +158,8 @@ def _serve_worker(sock: socket.socket) -> None:
                 except MemoryError:
                     verdict = False
                 send({"v": verdict})
+        elif op == "parses":
+            send({"v": checker.parses})
         elif op == "parseable":
             send({"v": checker.parseable(request["gold"])})
         elif op == "sleep":  # tests: a request that outlives any deadline
@@ -193,6 +197,7 @@ def main(fd: int) -> None:
                 checker.verify(*warm_queue.pop(0))
                 if not warm_queue:
                     checker.cache.clear()
+                    ctrl.sendall(b"W")  # warm_up() may wait for this
                 continue
             try:
                 msg, fds, _flags, _addr = socket.recv_fds(ctrl, 16, 1)

@@ -47,9 +47,10 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-# Per-answer deadline for the symbolic check (seconds). math-verify needs 3-36 ms on real answers
-# (p99); anything that needs more than half a second is pathological, and a GRPO step must not wait.
-DEFAULT_TIMEOUT = 0.5
+# Per-answer deadline for the symbolic check (seconds). math-verify needs 3-40 ms on real answers
+# (p99), a few times that on a loaded machine; anything slower is pathological, and a GRPO step
+# must not wait for it. With fork and IPC overhead a killed check still returns within 1 s.
+DEFAULT_TIMEOUT = 0.75
 # Starting the verifier process (imports sympy + math-verify) happens once per process; bounded too.
 STARTUP_TIMEOUT = 30.0
 # Input size limits. Extraction reads any length (linear regexes); rules that search backwards for
@@ -89,7 +90,6 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # Extraction
 
 _BOX_START = re.compile(r"\\(?:boxed|fbox)\b")
-_ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.S | re.I)
 _HASHES = re.compile(r"####[ \t]*([^\n]*)")
 _ANSWER_IS = re.compile(r"(?:final\s+answer|answer)\s*(?:is\s*:?|:|=)\s*", re.I)
 _CALC_ANNOTATION = re.compile(r"<<[^<>\n]{0,200}>>")  # GSM8K calculator traces: 16-3-4=9 inside <<>>
@@ -177,12 +177,13 @@ def _from_boxes(text: str) -> str | None:
 
 
 def _from_answer_tags(text: str) -> str | None:
-    if "<answer>" not in text.lower():
+    # rfind, not a regex: 100k unclosed `<answer>` tags would make `<answer>(.*?)</answer>` quadratic
+    lower = text.lower()
+    end = lower.rfind("</answer>")
+    start = lower.rfind("<answer>", 0, end) if end != -1 else -1
+    if start == -1:
         return None
-    matches = list(_ANSWER_TAG.finditer(text))
-    if not matches:
-        return None
-    content = matches[-1].group(1).strip()
+    content = text[start + len("<answer>") : end].strip()
     if not content:
         return None
     if len(_PROSE_WORD.findall(content)) >= 3:  # prose inside the tags: find the answer in it
@@ -934,6 +935,7 @@ class _Pool:
         self.live = 0
         self.proc: subprocess.Popen | None = None
         self.ctrl: socket.socket | None = None
+        self.warm = False
         self.failed_at = 0.0
 
     # -- zygote
@@ -967,6 +969,22 @@ class _Pool:
             self.failed_at = time.monotonic()
             raise VerifierUnavailable("the math-verify worker did not start (is math-verify installed?)")
         self.ctrl = parent
+        self.warm = False
+
+    def _wait_warm_locked(self) -> None:
+        """Wait until the fork server has exercised math-verify (its `W`), so every worker starts warm.
+
+        A worker forked earlier pays 50-400 ms for its first parse of each kind of answer, which
+        on a loaded machine can overrun the deadline and turn a right answer into a timeout.
+        """
+        if self.warm or self.ctrl is None:
+            return
+        ready, _, _ = select.select([self.ctrl], [], [], STARTUP_TIMEOUT)
+        if ready and self.ctrl.recv(1) == b"W":
+            self.warm = True
+        else:
+            self.warm = True  # never wait twice; workers will warm up as they go
+            logger.warning("math-verify fork server did not finish warming up")
 
     def _stop_zygote_locked(self) -> None:
         if self.ctrl is not None:
@@ -986,6 +1004,7 @@ class _Pool:
         for attempt in range(2):
             with self.zygote_lock:
                 self._start_locked()
+                self._wait_warm_locked()
                 mine, theirs = socket.socketpair()
                 try:
                     socket.send_fds(self.ctrl, [b"F"], [theirs.fileno()])  # type: ignore[arg-type]
@@ -1120,11 +1139,14 @@ def _pool() -> _Pool:
 
 
 def _after_fork_in_child() -> None:
-    global _POOL, _POOL_LOCK
+    # A lock held by another thread at fork time stays held forever in the child: replace them all.
+    global _POOL, _POOL_LOCK, _STATS_LOCK
     if _POOL is not None:
         _POOL.forget()
     _POOL = None
     _POOL_LOCK = threading.Lock()
+    _STATS_LOCK = threading.Lock()
+    _VERDICTS.lock = threading.Lock()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -1141,7 +1163,8 @@ def shutdown() -> None:
 
 
 def warm_up() -> None:
-    """Start the verifier process now (about 0.7 s, once per process) instead of at the first symbolic check."""
+    """Start the verifier now instead of at the first symbolic check (1-2 s, once per process):
+    the fork server imports math-verify and exercises its parsers, then forks a first worker."""
     pool = _pool()
     pool.checkin(pool.checkout())
 
@@ -1175,11 +1198,29 @@ class _VerdictCache:
 
 
 _VERDICTS = _VerdictCache()
+# How verdicts were reached since the last clear_caches(): fast paths, the verdict cache, math-verify
+# workers, and deadlines hit. Read with stats(); benchmarks and logs use it.
+_STATS = {"fast": 0, "cached": 0, "symbolic": 0, "timeouts": 0}
+_STATS_LOCK = threading.Lock()
+
+
+def _count(key: str, n: int = 1) -> None:
+    with _STATS_LOCK:
+        _STATS[key] += n
+
+
+def stats() -> dict[str, int]:
+    """Counts of verdicts by route since the last `clear_caches()`."""
+    with _STATS_LOCK:
+        return dict(_STATS)
 
 
 def clear_caches() -> None:
     """Forget cached verdicts and prepared answers (benchmarks measure cold)."""
     _VERDICTS.clear()
+    with _STATS_LOCK:
+        for key in _STATS:
+            _STATS[key] = 0
     _prepare_cached.cache_clear()
     _parseable_cached.cache_clear()
 
@@ -1193,7 +1234,7 @@ def is_equivalent(gold: str, predicted: str | None, *, timeout: float | None = N
 
     Never raises; returns within `timeout` (default DEFAULT_TIMEOUT) seconds of symbolic work, on any
     thread and in any process. The first symbolic check of a process also starts the verifier
-    (about 0.7 s, once; `warm_up()` pays it ahead). Unreadable or pathological input is not equal.
+    (1-2 s, once; `warm_up()` pays it ahead). Unreadable or pathological input is not equal.
     """
     try:
         return verify_batch([gold], [predicted], timeout=timeout)[0]
@@ -1264,10 +1305,13 @@ def verify_batch(
             if not g.key or not p.key:
                 continue
             verdict = _fast_verdict(g, p)
+            route = "fast"
             if verdict is None:
                 verdict = _VERDICTS.get((g.clean, p.clean))
+                route = "cached"
             if verdict is not None:
                 results[i] = verdict
+                _count(route)
             elif g.symbolic_ok and p.symbolic_ok:
                 pending.setdefault(g.clean, {}).setdefault(p.clean, []).append(i)
         except Exception:  # noqa: BLE001 - one bad pair must not sink the batch
@@ -1293,9 +1337,12 @@ def _run_symbolic(
         except VerifierUnavailable:
             logger.warning("math-verify worker unavailable: symbolic answers count as not equal")
             verdicts = [None] * len(pred_list)
+        _count("symbolic", len(pred_list))
         for pred, verdict in zip(pred_list, verdicts, strict=True):
             if verdict is not None:  # a timeout may be load, not the pair: never cache it
                 _VERDICTS.put((gold, pred), verdict)
+            else:
+                _count("timeouts")
             for i in preds[pred]:
                 results[i] = bool(verdict)
 
