@@ -18,6 +18,7 @@ files' size/mtime (or the hub revision), the tokenizer, the decontamination file
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import itertools
@@ -29,7 +30,7 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,10 @@ OUTPUT_COLUMNS = ["prompt", "problem", "answer", "solution", "problem_type", "qu
 _ADAPTED_COLUMNS = ["problem", "answer", "gold_from", "solution", "problem_type", "question_type", "source", "id",
                     "correctness_count", "reasoning_complete"]
 _CACHE_VERSION = 1  # bump when the cache layout changes
+# Progress bars only where a pass takes a while: on a small file they are noise (and stderr is where
+# a script's one-line error goes).
+LONG_PASS_ROWS = 20_000
+LONG_READ_BYTES = 50 << 20
 _HUB_TIMEOUT_S = 3.0
 
 
@@ -300,7 +305,7 @@ def _read_jsonl(path: Path, columns: Sequence[str], progress: bool) -> dict[str,
     out: dict[str, list[Any]] = {c: [] for c in columns}
     size = path.stat().st_size
     with path.open("rb") as f, tqdm(total=size, unit="B", unit_scale=True, desc=f"Reading {path.name}",
-                                    disable=not progress or size < 50 << 20) as bar:
+                                    disable=not progress or size < LONG_READ_BYTES) as bar:
         pending = 0
         for lineno, line in enumerate(f, 1):
             pending += len(line)
@@ -458,6 +463,19 @@ class _Reader:
         if self._hub is None:
             self._hub = _load_hub(self.source)
         return self._hub
+
+
+@contextlib.contextmanager
+def progress_bars(enabled: bool) -> Iterator[None]:
+    """datasets' progress bars on or off for a block (its switch is global: restored afterwards)."""
+    import datasets
+
+    was = datasets.is_progress_bar_enabled()
+    (datasets.enable_progress_bars if enabled else datasets.disable_progress_bars)()
+    try:
+        yield
+    finally:
+        (datasets.enable_progress_bars if was else datasets.disable_progress_bars)()
 
 
 def _first_line(err: BaseException) -> str:
@@ -1166,13 +1184,16 @@ def load_adapted(data: DataSection, progress: bool = True, source: Source | None
     raw_columns = reader.columns()
     adapter = make_adapter(raw_columns, data, source.name)
     prefix = Path(source.name).stem if source.kind != "hub" else source.name.split("/")[-1]
-    raw = reader.read(adapter.source_columns)
+    big = source.kind == "hub" or sum(p.stat().st_size for p in source.files) >= LONG_READ_BYTES
+    with progress_bars(progress and big):
+        raw = reader.read(adapter.source_columns)
     features = {name: str(feature) for name, feature in raw.features.items()}
-    rows = adapt(raw, adapter, prefix)
-    validation = None
-    if source.validation_files:
-        make_adapter(reader.columns(source.validation_files), data, f"{source.name} (validation split)")
-        validation = adapt(reader.read(adapter.source_columns, source.validation_files), adapter, f"{prefix}-val")
+    with progress_bars(progress and len(raw) >= LONG_PASS_ROWS):
+        rows = adapt(raw, adapter, prefix)
+        validation = None
+        if source.validation_files:
+            make_adapter(reader.columns(source.validation_files), data, f"{source.name} (validation split)")
+            validation = adapt(reader.read(adapter.source_columns, source.validation_files), adapter, f"{prefix}-val")
     return LoadedData(source, adapter, raw_columns, rows, validation, features)
 
 
@@ -1218,10 +1239,6 @@ def prepare_data(data: DataSection, prompt: PromptSection, tokenizer: Any = None
         timings[name] = round(now - clock, 3)
         clock = now
 
-    if not progress:
-        import datasets
-
-        datasets.disable_progress_bars()
     source = resolve_source(data)
     system_prompt(prompt.format, prompt.system)
     eval_files = _eval_set_paths(data.filters)
@@ -1239,6 +1256,22 @@ def prepare_data(data: DataSection, prompt: PromptSection, tokenizer: Any = None
             return cached
 
     loaded = load_adapted(data, progress, source)
+    long_pass = progress and len(loaded.rows) >= LONG_PASS_ROWS
+    with progress_bars(long_pass):
+        prepared = _filter_split_format(data, prompt, tokenizer, loaded, long_pass, lap)
+        report = prepared.report
+        if cache_path is not None and inputs is not None:
+            report.cache, report.cache_path = "miss", str(cache_path)
+            report.timings = timings
+            _save_cache(cache_path, prepared, inputs)
+            lap("cache write")
+    report.timings = timings
+    report.seconds = round(time.perf_counter() - start, 3)
+    return prepared
+
+
+def _filter_split_format(data: DataSection, prompt: PromptSection, tokenizer: Any, loaded: LoadedData,
+                         progress: bool, lap: Callable[[str], None]) -> PreparedData:
     report = DataReport(source=loaded.source.describe(), format=loaded.adapter.title, columns=loaded.raw_columns,
                         rows_loaded=len(loaded.rows), subset=data.subset, seed=data.seed, prompt_format=prompt.format)
     report.gold_from = dict(Counter(loaded.rows["gold_from"]))
@@ -1253,15 +1286,7 @@ def prepare_data(data: DataSection, prompt: PromptSection, tokenizer: Any = None
     train, validation = format_rows(train, prompt), format_rows(validation, prompt)
     report.train_rows, report.validation_rows = len(train), len(validation)
     lap("split+format")
-    prepared = PreparedData(train, validation, report)
-    if cache_path is not None and inputs is not None:
-        report.cache, report.cache_path = "miss", str(cache_path)
-        report.timings = timings
-        _save_cache(cache_path, prepared, inputs)
-        lap("cache write")
-    report.timings = timings
-    report.seconds = round(time.perf_counter() - start, 3)
-    return prepared
+    return PreparedData(train, validation, report)
 
 
 def load_training_data(recipe: Recipe, tokenizer: Any = None) -> PreparedData:
