@@ -562,6 +562,8 @@ def test_hub_id_offline_fails_fast_suggesting_a_local_path(tmp_path, monkeypatch
     start = time.monotonic()
     message = error_of(prepare, section("open-r1/OpenR1-Math-220k", tmp_path, cache=True))
     assert time.monotonic() - start < 5
-    assert message == ("open-r1/OpenR1-Math-220k: cannot load a hub dataset offline (HF_HUB_OFFLINE is set): "
-                       "give a local path in data.dataset (a .jsonl/.json/.parquet file, a folder of them, "
-                       "or a saved datasets folder)")
+    assert message == ("open-r1/OpenR1-Math-220k: no such local file or folder, and the hub is out of reach "
+                       "(HF_HUB_OFFLINE is set): give a local path in data.dataset (a .jsonl/.json/.parquet file, "
+                       "a folder of them, or a saved datasets folder)")
+    message = error_of(prepare, section("open-r1/OpenR1-Math-220k", tmp_path, config="small"))
+    assert message == "data.config: 'small' is not one of default, extended, all for open-r1/OpenR1-Math-220k"

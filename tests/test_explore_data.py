@@ -124,7 +124,7 @@ def test_bad_data_subset_larger_than_data(run_script, tmp_path):
 def test_hub_id_offline(run_script, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     line = _bad(run_script, tmp_path, "open-r1/OpenR1-Math-220k")
-    assert "cannot load a hub dataset offline (HF_HUB_OFFLINE is set): give a local path" in line
+    assert "the hub is out of reach (HF_HUB_OFFLINE is set): give a local path" in line
 
 
 @pytest.mark.parametrize("override", ["training.learning_rate=1e-5", "data.filters.dedup=false"])

@@ -223,7 +223,9 @@ def resolve_source(data: DataSection) -> Source:
         return _folder_source(name, path, data.split)
     if _looks_like_path(name) or not _HUB_ID.match(name):
         raise UserError(f"{name}: file not found (data.dataset: a local .jsonl/.json/.parquet file or folder, or a hub id)")
-    return Source("hub", name, config=data.config, split=data.split)
+    if name == OPENR1_HUB_ID and (data.config or "default") not in OPENR1_CONFIGS:
+        raise UserError(f"data.config: {data.config!r} is not one of {', '.join(OPENR1_CONFIGS)} for {OPENR1_HUB_ID}")
+    return Source("hub", name, config=data.config or ("default" if name == OPENR1_HUB_ID else None), split=data.split)
 
 
 def _folder_source(name: str, path: Path, split: str) -> Source:
@@ -521,8 +523,8 @@ def resolve_hub_revision(source: Source) -> str:
     reason = hub_unreachable_reason()
     if reason:
         raise UserError(
-            f"{source.name}: cannot load a hub dataset offline ({reason}): give a local path in data.dataset "
-            "(a .jsonl/.json/.parquet file, a folder of them, or a saved datasets folder)"
+            f"{source.name}: no such local file or folder, and the hub is out of reach ({reason}): give a local "
+            "path in data.dataset (a .jsonl/.json/.parquet file, a folder of them, or a saved datasets folder)"
         )
     from huggingface_hub import HfApi
 
@@ -538,15 +540,10 @@ def _load_hub(source: Source) -> Any:
     resolve_hub_revision(source)
     from datasets import concatenate_datasets, load_dataset
 
+    # OpenR1's `all` is its two configs together; a hub validation split is not looked for (held out instead).
+    configs = ["default", "extended"] if source.name == OPENR1_HUB_ID and source.config == "all" else [source.config]
     try:
-        configs = [source.config]
-        if source.name == OPENR1_HUB_ID:
-            if source.config not in OPENR1_CONFIGS:
-                raise UserError(f"data.config: {source.config!r} is not one of {', '.join(OPENR1_CONFIGS)} for {OPENR1_HUB_ID}")
-            configs = ["default", "extended"] if source.config == "all" else [source.config]
         parts = [load_dataset(source.name, c, split=source.split, revision=source.revision) for c in configs]
-    except UserError:
-        raise
     except Exception as err:  # network, missing repo/config/split: datasets' errors are long
         raise UserError(f"{source.name}: cannot load from the hub ({_first_line(err)})") from None
     return parts[0] if len(parts) == 1 else concatenate_datasets(parts)
