@@ -220,7 +220,7 @@ def resolve_source(data: DataSection) -> Source:
             )
         return Source("files", name, files=[path], path=path, split=data.split)
     if path.is_dir():
-        return _folder_source(name, path, data.split)
+        return _folder_source(name, path, data.split, data.config)
     if _looks_like_path(name) or not _HUB_ID.match(name):
         raise UserError(f"{name}: file not found (data.dataset: a local .jsonl/.json/.parquet file or folder, or a hub id)")
     if name == OPENR1_HUB_ID and (data.config or "default") not in OPENR1_CONFIGS:
@@ -228,19 +228,78 @@ def resolve_source(data: DataSection) -> Source:
     return Source("hub", name, config=data.config or ("default" if name == OPENR1_HUB_ID else None), split=data.split)
 
 
-def _folder_source(name: str, path: Path, split: str) -> Source:
+def _readme_configs(path: Path) -> dict[str, dict[str, list[str]]]:
+    """`configs:` of a dataset card (README.md front matter): config -> split -> file patterns.
+
+    A downloaded hub dataset (e.g. OpenR1-Math-220k: `default` in data/, `extended` in extended/) keeps
+    its card; without it every config's files would look like one `train` split.
+    """
+    readme = path / "README.md"
+    if not readme.is_file():
+        return {}
+    text = readme.read_text(encoding="utf-8", errors="replace")
+    end = text.find("\n---", 3)
+    if not text.startswith("---") or end < 0:
+        return {}
+    import yaml
+
+    try:
+        meta = yaml.safe_load(text[3:end])
+    except yaml.YAMLError:
+        return {}
+    configs: dict[str, dict[str, list[str]]] = {}
+    entries = meta.get("configs") if isinstance(meta, dict) else None
+    for entry in entries if isinstance(entries, list) else []:
+        if not isinstance(entry, dict):
+            continue
+        files = entry.get("data_files")
+        files = [files] if isinstance(files, str) else files
+        splits: dict[str, list[str]] = {}
+        if isinstance(files, list) and all(isinstance(f, str) for f in files):
+            splits["train"] = list(files)
+        elif isinstance(files, list):
+            for item in files:
+                if isinstance(item, dict) and "split" in item and "path" in item:
+                    paths = item["path"]
+                    splits[str(item["split"])] = [paths] if isinstance(paths, str) else list(paths)
+        configs[str(entry.get("config_name", "default"))] = splits
+    return configs
+
+
+def _card_splits(path: Path, config: str | None, name: str) -> dict[str, list[Path]] | None:
+    """Split -> files for `config` per the folder's dataset card; None when the card declares no configs."""
+    configs = _readme_configs(path)
+    if not configs:
+        return None
+    config = config or "default"
+    if config in configs:
+        chosen = [configs[config]]
+    elif config == "all":  # OpenR1's `all`: every config together, as for the hub id
+        chosen = list(configs.values())
+    else:
+        raise UserError(f"{name}: no config '{config}' in its README.md (data.config); found: {', '.join(configs)}")
+    splits: dict[str, list[Path]] = {}
+    for config_splits in chosen:
+        for split_name, patterns in config_splits.items():
+            for pattern in patterns:
+                splits.setdefault(split_name, []).extend(path.glob(pattern))
+    return splits
+
+
+def _folder_source(name: str, path: Path, split: str, config: str | None = None) -> Source:
     if (path / "dataset_dict.json").is_file() or (path / "state.json").is_file():
         return Source("saved", name, path=path, split=split)
     from datasets.data_files import DataFilesDict, get_data_patterns
 
-    try:
-        patterns = get_data_patterns(str(path))
-        resolved = DataFilesDict.from_patterns(patterns, base_path=str(path))
-    except Exception:  # datasets raises EmptyDatasetError / FileNotFoundError for folders without data
-        resolved = {}
+    resolved: Any = _card_splits(path, config, name)
+    if resolved is None:
+        try:
+            resolved = DataFilesDict.from_patterns(get_data_patterns(str(path)), base_path=str(path))
+        except Exception:  # datasets raises EmptyDatasetError / FileNotFoundError for folders without data
+            resolved = {}
     splits: dict[str, list[Path]] = {}
     for split_name, files in resolved.items():
-        kept = sorted(Path(f) for f in files if Path(f).suffix.lower() in DATA_EXTENSIONS)
+        kept = sorted({Path(f) for f in files if Path(f).suffix.lower() in DATA_EXTENSIONS})
         if kept:
             splits[str(split_name)] = kept
     if not splits:
