@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -185,8 +187,9 @@ def test_equivalent_never_raises_on_odd_input() -> None:
     [
         ("42", True), (r"\frac{\sqrt{3}}{2}", True), ("(2,3)", True), (r"\text{east}", True), ("B", True),
         (r"(-\infty, 2) \cup (3, \infty)", True), ("x^2+1", True), ("", False), ("   ", False),
-        (r"\frac{1}{2", False), ("proof", False), ("9^{9^{9^{9}}}", False), ("x" * 3000, False), ("(" * 1000 + "1" + ")" * 1000, False),
+        (r"\frac{1}{2", False), ("proof", False), ("9^{9^{9^{9}}}", False), ("x" * 3000, False), ("(" * 500 + "1" + ")" * 500, True),
     ],
+    ids=lambda x: repr(x)[:24] if isinstance(x, str) else str(x),
 )
 def test_is_parseable(gold: str, ok: bool) -> None:
     assert is_parseable(gold) is ok
@@ -281,15 +284,207 @@ def test_gsm8k_reasoning_without_hashes(shared_data: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Bounds
+# The corpus: tests/data/equivalence_cases.tsv
+
+CORPUS = Path(__file__).parent / "data" / "equivalence_cases.tsv"
+
+
+def _corpus() -> list[tuple[str, str, str, bool]]:
+    rows = []
+    for line in CORPUS.read_text(encoding="utf-8").splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        kind, gold, pred, expected, *_ = line.split("\t")
+        rows.append((kind, gold, pred, expected == "1"))
+    return rows
+
+
+def test_corpus_covers_every_kind() -> None:
+    rows = _corpus()
+    assert len(rows) >= 300
+    kinds = {k for k, *_ in rows}
+    assert {"integer", "decimal", "fraction", "percent", "mixed", "scientific", "tolerance", "units", "radical",
+            "expression", "equation", "interval", "set", "tuple", "matrix", "complex", "text"} <= kinds
+    for kind in kinds - {"invalid"}:
+        verdicts = {v for k, _, _, v in rows if k == kind}
+        assert verdicts == {True, False} or kind in {"formatting"}, f"{kind}: needs true and false cases"
+
+
+def test_corpus_verdicts() -> None:
+    answers.clear_caches()
+    rows = _corpus()
+    verdicts = verify_batch([g for _, g, _, _ in rows], [p for _, _, p, _ in rows])
+    wrong = [(k, g, p, e) for (k, g, p, e), v in zip(rows, verdicts, strict=True) if v != e]
+    assert wrong == [], answers.stats()
+
+
+def test_corpus_verdicts_one_call_at_a_time() -> None:
+    answers.clear_caches()
+    wrong = [(k, g, p, e) for k, g, p, e in _corpus()[::7] if is_equivalent(g, p) != e]
+    assert wrong == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Bounds: adversarial completions get a verdict within 1 s, on any thread and in any process
+
+ADVERSARIAL = [
+    ("5", "\\boxed{9^{9^{9^{9}}}}"),  # a tower: refused before any work
+    ("5", "\\boxed{9^{9^{9}}}"),  # passes the screens; math-verify would evaluate 9^(9^9): killed
+    ("x^2+1", "\\boxed{9^{9^{9}}}"),
+    ("1", "\\boxed{" + "(" * 1000 + "1" + ")" * 1000 + "}"),
+    ("x+1", "\\boxed{" + "(" * 1000 + "x+1" + ")" * 1000 + "}"),
+    ("7", "x = 3. " * 150_000),  # about 1 MB of text
+    ("7", "\\boxed{" * 50_000),  # 350 KB of unclosed boxes
+    ("\\frac{1}{2}", "\\boxed{\\frac{1}{2"),
+    ("\\frac{1}{2}", "}}}{{{\\frac{1}{2}}}"),
+    ("3", "the answer is \x00 3 \x00"),
+    ("3", "\\boxed{3}\udcff\ud800"),
+    ("x", "\udcff" * 1000),
+    ("3", ""),
+    ("3", None),
+    ("10^{100000}", "\\boxed{10^{100000}}"),
+    ("\\frac{1}{2}", "\\boxed{" + "\\frac{1}{" * 200 + "2" + "}" * 200 + "}"),
+    ("4", "<answer>" * 100_000 + "4"),  # 800 KB of unclosed tags
+    ("4", "=\n" * 300_000 + "4"),
+    ("4", "the answer is " * 50_000 + "4"),
+    ("4", "1,0" * 200_000),
+]
+BOUND_S = 1.0
+
+
+def _timed_verdicts(cases: list[tuple[str, str | None]], warm: bool = True) -> list[tuple[bool, float, float]]:
+    """(verdict, seconds for extract + verify, seconds for verifying the raw completion) per case."""
+    if warm:
+        answers.warm_up()
+    out = []
+    for gold, completion in cases:
+        start = time.perf_counter()
+        verdict = is_equivalent(gold, extract_answer(completion))
+        middle = time.perf_counter()
+        is_equivalent(gold, completion)
+        out.append((verdict, middle - start, time.perf_counter() - middle))
+    return out
+
+
+def _check_bounded(results: list[tuple[bool, float, float]]) -> None:
+    assert len(results) == len(ADVERSARIAL)
+    for (gold, completion), (verdict, t_extract, t_raw) in zip(ADVERSARIAL, results, strict=True):
+        label = f"{gold!r} vs {repr(completion)[:40]}"
+        assert verdict in (True, False), label
+        assert t_extract < BOUND_S and t_raw < BOUND_S, f"{label}: {t_extract:.2f}s / {t_raw:.2f}s"
+
+
+def test_adversarial_main_thread() -> None:
+    results = _timed_verdicts(ADVERSARIAL)
+    _check_bounded(results)
+    verdicts = [v for v, _, _ in results]
+    assert verdicts[3] and verdicts[4]  # redundant parentheses are harmless: ((1)) is 1
+    assert verdicts[9] and verdicts[10]  # NUL bytes and lone surrogates are dropped, the answer stays
+    assert not any(verdicts[i] for i in (0, 1, 2, 7, 12, 13))
+
+
+def test_adversarial_worker_thread() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        _check_bounded(pool.submit(_timed_verdicts, ADVERSARIAL).result())
+
+
+def test_adversarial_many_threads_at_once() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(4) as pool:
+        for results in pool.map(_timed_verdicts, [ADVERSARIAL[:6], ADVERSARIAL[6:11], ADVERSARIAL[11:], ADVERSARIAL[:3]]):
+            for verdict, t_extract, t_raw in results:
+                assert verdict in (True, False) and t_extract < 2 * BOUND_S and t_raw < 2 * BOUND_S
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_adversarial_worker_process(method: str) -> None:
+    import multiprocessing
+
+    answers.warm_up()  # with fork, the child inherits a live pool it must not use
+    with multiprocessing.get_context(method).Pool(1) as pool:  # pool workers are daemonic processes
+        _check_bounded(pool.apply(_timed_verdicts, (ADVERSARIAL,)))
+
+
+def test_adversarial_cold_process() -> None:
+    """A fresh process that never started the verifier: the issue's inputs need no worker at all."""
+    import multiprocessing
+
+    cases = [c for c in ADVERSARIAL if "9^{9^{9}}" not in (c[1] or "") and "100000" not in c[0]]
+    cold = [(g, c) for g, c in cases if not g.startswith("x")]
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        results = pool.apply(_timed_verdicts, (cold, False))
+    for verdict, t_extract, t_raw in results:
+        assert verdict in (True, False) and t_extract < BOUND_S and t_raw < BOUND_S
 
 
 def test_pathological_symbolic_work_is_cut_off() -> None:
-    # depth-2 towers pass the screens; math-verify would evaluate 9^(9^9) for minutes
     answers.warm_up()
-    import time
-
     start = time.monotonic()
     assert not is_equivalent("5", "9^{9^{9}}", timeout=0.3)
     assert time.monotonic() - start < 1.0
     assert is_equivalent("x+1", "1+x")  # a fresh worker replaced the killed one
+
+
+def test_verifier_survives_a_killed_zygote() -> None:
+    import signal
+
+    answers.warm_up()
+    pool = answers._pool()
+    os.kill(pool.proc.pid, signal.SIGKILL)  # type: ignore[union-attr]
+    pool.proc.wait()  # type: ignore[union-attr]
+    answers.clear_caches()
+    for worker in list(pool.idle):  # idle workers die with nothing; drop them as a crash would
+        pool.discard(worker)
+    pool.idle.clear()
+    assert is_equivalent("x^2-1", "(x-1)(x+1)")
+
+
+def test_size_limits() -> None:
+    assert not is_equivalent("1", "1" * (answers.MAX_ANSWER_CHARS + 1))
+    assert not is_parseable("x" * 5000)
+    oversized_box = "\\boxed{" + "x" * (answers.MAX_BOX_CHARS + 10) + "} then 5"
+    assert extract_answer(oversized_box) == "5"  # not read as a box: the last number
+
+
+def test_gold_parsed_once_per_group() -> None:
+    """A GRPO group: one gold, 8 completions needing math-verify. The gold is parsed once, not 8 times."""
+    answers.warm_up()
+    answers.clear_caches()
+    pool = answers._pool()
+    before = pool.ask({"op": "parses"}, 5.0)["v"]  # the worker verify_batch will reuse (last in, first out)
+    preds = ["(x+1)^2", "x^2+2x+1", "(1+x)^2", "x^2+x+x+1", "(x+1)(x+1)", "x(x+2)+1", "x^2+2x+2", "(x-1)^2"]
+    verdicts = verify_batch(["x^{2}+2x+1"] * 8, preds, max_workers=1)
+    assert verdicts == [True, True, True, True, True, True, False, False]
+    after = pool.ask({"op": "parses"}, 5.0)["v"]
+    assert after - before == 1 + len(preds)  # the gold once, each prediction once
+    assert answers.stats()["symbolic"] == len(preds)
+
+
+def test_shutdown_leaves_no_processes() -> None:
+    answers.warm_up()
+    pool = answers._pool()
+    zygote = pool.proc
+    workers = [w.pid for w in pool.idle]
+    answers.shutdown()
+    assert zygote is not None and zygote.wait(timeout=5) is not None
+    deadline = time.monotonic() + 5
+    while workers and time.monotonic() < deadline:
+        workers = [pid for pid in workers if _alive(pid)]
+        time.sleep(0.05)
+    assert workers == []
+    assert is_equivalent("x+1", "1+x")  # and it starts again on demand
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    try:  # a zombie is dead too
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False

@@ -22,6 +22,7 @@ import math
 import os
 import random
 import resource
+import select
 import signal
 import socket
 import sys
@@ -68,11 +69,13 @@ class Checker:
         self.parse_fn = parse
         self.verify_fn = verify
         self.cache: _LRU = _LRU(PARSE_CACHE_SIZE)
+        self.parses = 0  # math-verify parse calls (cache misses), for tests
 
     def parse(self, text: str) -> list:
         hit = self.cache.lookup(text)
         if hit is not None:
             return hit
+        self.parses += 1
         try:
             # `$...$` reads a bare answer as LaTeX (normalised units, \text, degrees by math-verify)
             parsed = self.parse_fn(f"${text}$", parsing_timeout=None)
@@ -94,7 +97,8 @@ class Checker:
         if g_exprs and p_exprs and self.numerically_different(g_exprs[0], p_exprs[0]):
             return False
         try:
-            return bool(self.verify_fn(g, p, timeout_seconds=None))
+            # allow_set_relation_comp: `(2, \infty)` and `x > 2` are the same set, whichever is the gold
+            return bool(self.verify_fn(g, p, timeout_seconds=None, allow_set_relation_comp=True))
         except Exception:  # noqa: BLE001
             return False
 
@@ -154,6 +158,8 @@ def _serve_worker(sock: socket.socket) -> None:
                 except MemoryError:
                     verdict = False
                 send({"v": verdict})
+        elif op == "parses":
+            send({"v": checker.parses})
         elif op == "parseable":
             send({"v": checker.parseable(request["gold"])})
         elif op == "sleep":  # tests: a request that outlives any deadline
@@ -178,12 +184,21 @@ def _limit_memory() -> None:
 def main(fd: int) -> None:
     _quiet()
     ctrl = socket.socket(fileno=fd)
-    _warm(Checker())  # import and exercise math-verify once, here, so every fork starts warm
+    checker = Checker()  # import math-verify + sympy once, here, so every fork starts with them
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps finished workers
     ctrl.sendall(b"R")
+    warm_queue = list(_WARM_PAIRS)
     children: list[int] = []
     try:
         while True:
+            # While no one asks for a worker, exercise math-verify one pair at a time: later forks
+            # inherit the warmed parser caches; a fork request never waits for more than one pair.
+            if warm_queue and not select.select([ctrl], [], [], 0)[0]:
+                checker.verify(*warm_queue.pop(0))
+                if not warm_queue:
+                    checker.cache.clear()
+                    ctrl.sendall(b"W")  # warm_up() may wait for this
+                continue
             try:
                 msg, fds, _flags, _addr = socket.recv_fds(ctrl, 16, 1)
             except OSError:
@@ -212,7 +227,7 @@ def main(fd: int) -> None:
 
 
 # One of each kind of answer: the first parse of a kind compiles regexes, builds ANTLR's caches and
-# imports sympy submodules (50-130 ms each); done in the zygote, every worker inherits the result.
+# imports sympy submodules (50-130 ms each); done in the zygote, later workers inherit the result.
 _WARM_PAIRS = [
     ("\\frac{\\sqrt{3}}{2}", "\\sqrt{3}/2"), ("x^2+2x+1", "(x+1)^2"), ("(1, 2)", "[1, 2]"),
     ("(-\\infty, 2) \\cup (3, \\infty)", "x<2"), ("\\{1, 2\\}", "1,2"), ("x \\in [-2,7]", "[-2,7]"),
@@ -220,12 +235,6 @@ _WARM_PAIRS = [
     ("\\text{east}", "east"), ("30^\\circ", "\\frac{\\pi}{6}"), ("\\cot x", "\\frac{\\cos x}{\\sin x}"),
     ("1 \\pm \\sqrt{19}", "1+\\sqrt{19}, 1-\\sqrt{19}"), ("2\\pi", "6.283185"), ("\\log_2 8", "3"),
 ]
-
-
-def _warm(checker: Checker) -> None:
-    for gold, pred in _WARM_PAIRS:
-        checker.verify(gold, pred)
-    checker.cache.clear()
 
 
 def _alive(pid: int) -> bool:

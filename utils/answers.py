@@ -29,6 +29,7 @@ import json
 import logging
 import math
 import os
+import random
 import re
 import select
 import socket
@@ -46,15 +47,17 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-# Per-answer deadline for the symbolic check (seconds). math-verify needs 3-36 ms on real answers
-# (p99); anything that needs more than half a second is pathological, and a GRPO step must not wait.
-DEFAULT_TIMEOUT = 0.5
+# Per-answer deadline for the symbolic check (seconds). math-verify needs 3-40 ms on real answers
+# (p99), a few times that on a loaded machine; anything slower is pathological, and a GRPO step
+# must not wait for it. With fork and IPC overhead a killed check still returns within 1 s.
+DEFAULT_TIMEOUT = 0.75
 # Starting the verifier process (imports sympy + math-verify) happens once per process; bounded too.
 STARTUP_TIMEOUT = 30.0
 # Input size limits. Extraction reads any length (linear regexes); rules that search backwards for
 # prose patterns look at the last TAIL_CHARS only. Symbolic checks refuse bigger or deeper inputs.
 TAIL_CHARS = 10_000
 MAX_BOX_CHARS = 4_000
+MAX_ANSWER_CHARS = 10_000
 MAX_SYMBOLIC_CHARS = 400
 MAX_NESTING = 25
 MAX_POWER_DEPTH = 2  # 9^{9^{9}} is depth 3: no real answer needs it, and it never finishes
@@ -87,7 +90,6 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # Extraction
 
 _BOX_START = re.compile(r"\\(?:boxed|fbox)\b")
-_ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.S | re.I)
 _HASHES = re.compile(r"####[ \t]*([^\n]*)")
 _ANSWER_IS = re.compile(r"(?:final\s+answer|answer)\s*(?:is\s*:?|:|=)\s*", re.I)
 _CALC_ANNOTATION = re.compile(r"<<[^<>\n]{0,200}>>")  # GSM8K calculator traces: 16-3-4=9 inside <<>>
@@ -175,12 +177,13 @@ def _from_boxes(text: str) -> str | None:
 
 
 def _from_answer_tags(text: str) -> str | None:
-    if "<answer>" not in text.lower():
+    # rfind, not a regex: 100k unclosed `<answer>` tags would make `<answer>(.*?)</answer>` quadratic
+    lower = text.lower()
+    end = lower.rfind("</answer>")
+    start = lower.rfind("<answer>", 0, end) if end != -1 else -1
+    if start == -1:
         return None
-    matches = list(_ANSWER_TAG.finditer(text))
-    if not matches:
-        return None
-    content = matches[-1].group(1).strip()
+    content = text[start + len("<answer>") : end].strip()
     if not content:
         return None
     if len(_PROSE_WORD.findall(content)) >= 3:  # prose inside the tags: find the answer in it
@@ -276,7 +279,7 @@ _WHOLE_TEXT = re.compile(rf"^{_TEXT_CMD}\{{([^{{}}]*)\}}$")
 _TRAILING_TEXT = re.compile(rf"\s*{_TEXT_CMD}\{{[^{{}}]*\}}(?:\s*\^\s*\{{?\d\}}?)?\s*$")
 _INNER_TEXT = re.compile(rf"{_TEXT_CMD}\{{([^{{}}]*)\}}")
 _SIZING = re.compile(r"\\(?:left|right|bigl|bigr|Bigl|Bigr|biggl|biggr|big|Big|bigg|Bigg)(?![A-Za-z])\s*\.?")
-_SPACING = re.compile(r"\\[,;:! ]|\\quad|\\qquad|~")
+_SPACING = re.compile(r"(?<!\\)\\[,;:! ]|\\quad|\\qquad|~")  # not the `\\` row break of a matrix
 _DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|°|\\degree(?![A-Za-z])|\\circ(?![A-Za-z])")
 _THOUSANDS = re.compile(r"(?<![\d.,])\d{1,3}(?:,\d{3})+(?![\d,]|\.\d*,)")
 _UNITS = (
@@ -299,7 +302,7 @@ def clean_answer(answer: str) -> str:
         if k in s:
             s = s.replace(k, v)
     s = s.replace("\\$", "").replace("$", "")
-    s = re.sub(r"\\[\[\]()]", "", s)  # \( \) \[ \] math delimiters
+    s = re.sub(r"(?<!\\)\\[\[\]()]", "", s)  # \( \) \[ \] math delimiters
     s = s.replace("\\displaystyle", "")
     s = re.sub(r"\\[dt]frac(?![A-Za-z])", r"\\frac", s)
     s = re.sub(r"\\[dt]binom(?![A-Za-z])", r"\\binom", s)
@@ -322,7 +325,7 @@ def clean_answer(answer: str) -> str:
         s = _INNER_TEXT.sub(lambda m: f" {m.group(1)} ", s)
     s = re.sub(r"\s+", " ", s).strip()
     s = re.sub(r"^(?:=|:)\s*", "", s)
-    s = re.sub(r"(?:\s|[.,;:!?])+$", "", s) if not s.endswith("\\,") else s
+    s = re.sub(r"(?:\s|[.,;:?]|(?<![\w)}])!)+$", "", s)  # sentence ends; 5! is a factorial
     s = s.replace("\\{", "\x01").replace("\\}", "\x02")  # protect set braces from the brace rules
     s = _FRAC_SHORT.sub(lambda m: f"\\frac{{{_unbrace(m.group(1))}}}{{{_unbrace(m.group(2))}}}", s)
     s = _SQRT_SHORT.sub(r"\\sqrt{\1}", s)
@@ -335,6 +338,10 @@ def clean_answer(answer: str) -> str:
         s = f"{m.group(1)}{m.group(2)}\\frac{{{m.group(3)}}}{{{m.group(4)}}}"
     if not _is_bracketed(s):  # "(1,000)" is a tuple; "1,000" is a thousand
         s = _THOUSANDS.sub(lambda m: m.group(0).replace(",", ""), s)
+    if s.startswith(("\\boxed", "\\fbox")):  # a boxed gold or a whole boxed answer: the box's content
+        found = _box_content(s, 0) if _BOX_START.match(s) else None
+        if found and found[1] == len(s) and found[0].strip():
+            return clean_answer(found[0])
     choice = re.match(r"^\(([A-Ea-e])\)$", s)
     if choice:
         s = choice.group(1).upper()
@@ -366,8 +373,28 @@ def _key(cleaned: str) -> str:
     s = re.sub(r"(?<![A-Za-z]) | (?![A-Za-z])", "", cleaned)
     s = s.replace("{,}", ",")
     if re.fullmatch(r"[A-Za-z][A-Za-z ]+", s):  # words compare case-insensitively: East == east
-        s = s.lower()
-    return s
+        return s.lower()
+    return _strip_redundant_parens(s)
+
+
+def _strip_redundant_parens(s: str) -> str:
+    """((7)) is 7 and ((1,2)) is (1,2): drop parentheses that wrap a whole answer with no comma inside."""
+    if not (s.startswith("(") and s.endswith(")")):
+        return s
+    stack: list[int] = []
+    match: dict[int, int] = {}
+    for i, c in enumerate(s):  # one pass: where each opening parenthesis closes
+        if c == "(":
+            stack.append(i)
+        elif c == ")" and stack:
+            match[stack.pop()] = i
+    n = len(s)
+    layers = 0
+    while layers < n // 2 and s[layers] == "(" and match.get(layers) == n - 1 - layers:
+        layers += 1
+    while layers and len(_split_top_level(s[layers : n - layers])) > 1:
+        layers -= 1  # the innermost pair encloses a tuple: keep it
+    return s[layers : n - layers] if layers else s
 
 
 # ---------------------------------------------------------------------------------------------
@@ -481,8 +508,8 @@ def _prepare_uncached(answer: object) -> _Prepared:
         answer = str(answer)
     elif isinstance(answer, float):
         answer = repr(answer)
-    if not isinstance(answer, str):
-        return _Prepared("", "", None, False)
+    if not isinstance(answer, str) or len(answer) > MAX_ANSWER_CHARS:
+        return _Prepared("", "", None, False)  # a final answer is short: this is not one
     clean = clean_answer(answer)
     key = _key(clean)
     return _Prepared(clean, key, _parse_number(key), _symbolic_ok(clean))
@@ -599,7 +626,8 @@ def _kind_mismatch(g_key: str, p_key: str) -> bool | None:
             return False  # a union of intervals is never a single number or expression
         return None
     if g_vars != p_vars:
-        return False  # an expression in x against a constant
+        # an expression in x against a constant: unequal when it takes two values (not sin^2 x + cos^2 x)
+        return False if _nonconstant(g_key if g_vars else p_key) else None
     if {g_kind, p_kind} == {"scalar", "list"} and not _PLUS_MINUS.search(g_key + p_key):
         listed = g_key if g_kind == "list" else p_key
         if len(_split_top_level(_unbracket(listed))) > 1:
@@ -685,125 +713,158 @@ class _NotConstant(Exception):
 
 _EVAL_TOKEN = re.compile(r"\\[A-Za-z]+|\d+\.?\d*|\.\d+|[-+*/^(){}\[\]]|\s+|.")
 _FLOAT_LIMIT = 1e300
+_EVAL_ERRORS = (_NotConstant, OverflowError, ValueError, ZeroDivisionError, IndexError, RecursionError, TypeError)
 
 
-def _numeric_value(expr: str) -> complex | None:
-    """Value of a constant expression of numbers, + - * / ^, \\frac, \\sqrt, \\pi, \\infty; else None."""
+def _numeric_value(expr: str, env: dict[str, float] | None = None) -> complex | None:
+    """Value of an expression of numbers, + - * / ^, \\frac, \\sqrt, \\pi, \\infty, i; else None.
+
+    With `env`, single letters are variables (values drawn into `env` on first sight); without, an
+    expression with a letter has no value.
+    """
     if not expr or len(expr) > 200 or re.search(r"\d\\frac", expr):  # 2\frac12 might be a mixed number
         return None
     tokens = [t for t in _EVAL_TOKEN.findall(expr) if not t.isspace()]
+    evaluator = _Evaluator(tokens, env)
     try:
-        value, pos = _eval_sum(tokens, 0, 0)
-    except (_NotConstant, OverflowError, ValueError, ZeroDivisionError, IndexError, RecursionError, TypeError):
+        value = evaluator.sum(0)
+    except _EVAL_ERRORS:
         return None
-    if pos != len(tokens) or value != value:
+    if evaluator.pos != len(tokens) or value != value:
         return None
     return value
 
 
-def _eval_sum(tokens: list[str], pos: int, depth: int) -> tuple[float, int]:
-    if depth > MAX_NESTING * 2:
-        raise _NotConstant
-    value, pos = _eval_product(tokens, pos, depth)
-    while pos < len(tokens) and tokens[pos] in "+-":
-        op = tokens[pos]
-        rhs, pos = _eval_product(tokens, pos + 1, depth)
-        value = value + rhs if op == "+" else value - rhs
-    return value, pos
+def _nonconstant(expr: str) -> bool:
+    """True when an expression in variables surely takes different values (so equals no constant)."""
+    rng = random.Random(expr)  # deterministic per expression
+    env_a: dict[str, float] = {}
+    a = _numeric_value(expr, env_a)
+    if a is None or not env_a:
+        return False
+    env_b = {name: rng.uniform(0.3, 1.7) for name in env_a}
+    b = _numeric_value(expr, env_b)
+    return b is not None and not _same_values([a], [b])
 
 
 _TIMES = {"*", "\\cdot", "\\times"}
 
 
-def _eval_product(tokens: list[str], pos: int, depth: int) -> tuple[float, int]:
-    value, pos = _eval_unary(tokens, pos, depth)
-    while pos < len(tokens):
-        tok = tokens[pos]
-        if tok in _TIMES or tok in ("/", "\\div"):
-            rhs, pos = _eval_unary(tokens, pos + 1, depth)
-            value = value * rhs if tok in _TIMES else value / rhs
-        elif tok in ("(", "{", "\\frac", "\\sqrt", "\\pi", "i") or tok[0].isdigit() or tok[0] == ".":
-            rhs, pos = _eval_unary(tokens, pos, depth)  # implicit product: 2\sqrt{3}, 3\pi
-            value = value * rhs
-        else:
-            break
-        _check_finite(value)
-    return value, pos
+class _Evaluator:
+    """Recursive descent over LaTeX tokens; floats only (no bigints, so nothing can hang)."""
 
+    def __init__(self, tokens: list[str], env: dict[str, float] | None) -> None:
+        self.tokens = tokens
+        self.env = env
+        self.pos = 0
+        self.depth = 0
 
-def _eval_unary(tokens: list[str], pos: int, depth: int) -> tuple[float, int]:
-    if tokens[pos] in "+-":
-        sign = -1.0 if tokens[pos] == "-" else 1.0
-        value, pos = _eval_unary(tokens, pos + 1, depth + 1)
-        return sign * value, pos
-    return _eval_power(tokens, pos, depth)
+    def peek(self, offset: int = 0) -> str:
+        return self.tokens[self.pos + offset]
 
-
-def _eval_power(tokens: list[str], pos: int, depth: int) -> tuple[float, int]:
-    base, pos = _eval_atom(tokens, pos, depth)
-    if pos < len(tokens) and tokens[pos] == "^":
-        if tokens[pos + 1] in "{(":
-            exponent, pos = _eval_atom(tokens, pos + 1, depth + 1)
-        elif tokens[pos + 1] in "+-":
-            exponent, pos = _eval_unary(tokens, pos + 1, depth + 1)
-        else:
-            exponent, pos = _eval_atom(tokens, pos + 1, depth + 1)
-        if pos < len(tokens) and tokens[pos] == "^":
-            raise _NotConstant  # a^b^c: leave towers to math-verify's reading
-        if abs(exponent) > 1000 or (base < 0 and exponent != int(exponent)):
+    def sum(self, depth: int) -> complex:
+        if depth > MAX_NESTING * 2:
             raise _NotConstant
-        base = base**exponent
-        _check_finite(base)
-    return base, pos
+        value = self.product(depth)
+        while self.pos < len(self.tokens) and self.peek() in "+-":
+            op = self.peek()
+            self.pos += 1
+            rhs = self.product(depth)
+            value = value + rhs if op == "+" else value - rhs
+        return value
 
+    def product(self, depth: int) -> complex:
+        value = self.unary(depth)
+        while self.pos < len(self.tokens):
+            tok = self.peek()
+            if tok in _TIMES or tok in ("/", "\\div"):
+                self.pos += 1
+                rhs = self.unary(depth)
+                value = value * rhs if tok in _TIMES else value / rhs
+            elif tok in ("(", "{", "\\frac", "\\sqrt", "\\pi") or tok[0].isalnum() or tok[0] == ".":
+                value = value * self.unary(depth)  # implicit product: 2\sqrt{3}, 3\pi, 9i, 2x
+            else:
+                break
+            _check_finite(value)
+        return value
 
-def _eval_atom(tokens: list[str], pos: int, depth: int) -> tuple[float, int]:
-    tok = tokens[pos]
-    if tok in ("(", "{"):
-        close = ")" if tok == "(" else "}"
-        value, pos = _eval_sum(tokens, pos + 1, depth + 1)
-        if tokens[pos] != close:
-            raise _NotConstant
-        return value, pos + 1
-    if tok == "\\frac":
-        num, pos = _eval_group(tokens, pos + 1, depth)
-        den, pos = _eval_group(tokens, pos, depth)
-        return num / den, pos
-    if tok == "\\sqrt":
-        if tokens[pos + 1] == "[":  # \sqrt[n]{x}
-            index, pos = _eval_sum(tokens, pos + 2, depth + 1)
-            if tokens[pos] != "]" or index != int(index) or index < 2:
+    def unary(self, depth: int) -> complex:
+        if self.peek() in "+-":
+            sign = -1.0 if self.peek() == "-" else 1.0
+            self.pos += 1
+            return sign * self.unary(depth + 1)
+        return self.power(depth)
+
+    def power(self, depth: int) -> complex:
+        base = self.atom(depth)
+        if self.pos < len(self.tokens) and self.peek() == "^":
+            self.pos += 1
+            exponent = self.unary(depth + 1) if self.peek() in "+-" else self.atom(depth + 1)
+            if self.pos < len(self.tokens) and self.peek() == "^":
+                raise _NotConstant  # a^b^c: leave towers to math-verify's reading
+            if abs(exponent) > 1000 or (isinstance(base, float) and base < 0 and exponent != int(exponent.real)):
                 raise _NotConstant
-            radicand, pos = _eval_group(tokens, pos + 1, depth)
-            if radicand < 0:
-                raise _NotConstant
-            return radicand ** (1.0 / index), pos
-        radicand, pos = _eval_group(tokens, pos + 1, depth)
-        if radicand < 0:
-            raise _NotConstant  # imaginary
-        return radicand**0.5, pos
-    if tok == "\\pi":
-        return math.pi, pos + 1
-    if tok == "\\infty":
-        return math.inf, pos + 1
-    if tok == "i":  # the imaginary unit: 6+9i
-        return 1j, pos + 1
-    if tok[0].isdigit() or tok[0] == ".":
-        if len(tok) > 300:
-            raise _NotConstant
-        pos += 1
-        if pos + 1 < len(tokens) and tokens[pos] == "_":  # 52_8: math-verify reads the digits, 52
-            pos += 4 if tokens[pos + 1] == "{" else 2
-            if tokens[pos - 1] == "{" or (tokens[pos - 2] == "{" and tokens[pos - 1] != "}"):
-                raise _NotConstant
-        return float(tok), pos
-    raise _NotConstant
+            base = base**exponent
+            _check_finite(base)
+        return base
 
-
-def _eval_group(tokens: list[str], pos: int, depth: int) -> tuple[float, int]:
-    if tokens[pos] != "{":
+    def atom(self, depth: int) -> complex:
+        tok = self.peek()
+        self.pos += 1
+        if tok in ("(", "{"):
+            value = self.sum(depth + 1)
+            if self.peek() != (")" if tok == "(" else "}"):
+                raise _NotConstant
+            self.pos += 1
+            return value
+        if tok == "\\frac":
+            num = self.group(depth)
+            return num / self.group(depth)
+        if tok == "\\sqrt":
+            index = 2.0
+            if self.peek() == "[":  # \sqrt[n]{x}
+                self.pos += 1
+                index = self.sum(depth + 1)
+                if self.peek() != "]" or index != int(index.real) or index.real < 2:
+                    raise _NotConstant
+                self.pos += 1
+            radicand = self.group(depth)
+            if isinstance(radicand, complex) or radicand < 0:
+                raise _NotConstant  # imaginary, or a branch math-verify may read differently
+            return radicand ** (1.0 / index.real if isinstance(index, complex) else 1.0 / index)
+        if tok == "\\pi":
+            return math.pi
+        if tok == "\\infty":
+            return math.inf
+        if tok == "i":  # the imaginary unit: 6+9i
+            return 1j
+        if tok[0].isdigit() or tok[0] == ".":
+            if len(tok) > 300:
+                raise _NotConstant
+            if self.pos + 1 < len(self.tokens) and self.peek() == "_":  # 52_8: math-verify reads 52
+                self.pos += 1
+                sub = self.peek()
+                if sub == "{":
+                    if not (self.peek(1).isdigit() and self.peek(2) == "}"):
+                        raise _NotConstant
+                    self.pos += 3
+                elif sub.isdigit():
+                    self.pos += 1
+                else:
+                    raise _NotConstant
+            return float(tok)
+        if tok == "e":  # Euler's number, as math-verify reads it
+            return math.e
+        if self.env is not None and len(tok) == 1 and tok.isalpha():
+            if tok not in self.env:
+                self.env[tok] = random.Random(tok).uniform(0.3, 1.7)
+            return self.env[tok]
         raise _NotConstant
-    return _eval_atom(tokens, pos, depth + 1)
+
+    def group(self, depth: int) -> complex:
+        if self.peek() != "{":
+            raise _NotConstant
+        return self.atom(depth + 1)
 
 
 def _check_finite(value: complex) -> None:
@@ -874,6 +935,7 @@ class _Pool:
         self.live = 0
         self.proc: subprocess.Popen | None = None
         self.ctrl: socket.socket | None = None
+        self.warm = False
         self.failed_at = 0.0
 
     # -- zygote
@@ -907,6 +969,22 @@ class _Pool:
             self.failed_at = time.monotonic()
             raise VerifierUnavailable("the math-verify worker did not start (is math-verify installed?)")
         self.ctrl = parent
+        self.warm = False
+
+    def _wait_warm_locked(self) -> None:
+        """Wait until the fork server has exercised math-verify (its `W`), so every worker starts warm.
+
+        A worker forked earlier pays 50-400 ms for its first parse of each kind of answer, which
+        on a loaded machine can overrun the deadline and turn a right answer into a timeout.
+        """
+        if self.warm or self.ctrl is None:
+            return
+        ready, _, _ = select.select([self.ctrl], [], [], STARTUP_TIMEOUT)
+        if ready and self.ctrl.recv(1) == b"W":
+            self.warm = True
+        else:
+            self.warm = True  # never wait twice; workers will warm up as they go
+            logger.warning("math-verify fork server did not finish warming up")
 
     def _stop_zygote_locked(self) -> None:
         if self.ctrl is not None:
@@ -926,6 +1004,7 @@ class _Pool:
         for attempt in range(2):
             with self.zygote_lock:
                 self._start_locked()
+                self._wait_warm_locked()
                 mine, theirs = socket.socketpair()
                 try:
                     socket.send_fds(self.ctrl, [b"F"], [theirs.fileno()])  # type: ignore[arg-type]
@@ -1060,11 +1139,14 @@ def _pool() -> _Pool:
 
 
 def _after_fork_in_child() -> None:
-    global _POOL, _POOL_LOCK
+    # A lock held by another thread at fork time stays held forever in the child: replace them all.
+    global _POOL, _POOL_LOCK, _STATS_LOCK
     if _POOL is not None:
         _POOL.forget()
     _POOL = None
     _POOL_LOCK = threading.Lock()
+    _STATS_LOCK = threading.Lock()
+    _VERDICTS.lock = threading.Lock()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -1081,7 +1163,8 @@ def shutdown() -> None:
 
 
 def warm_up() -> None:
-    """Start the verifier process now (about 0.7 s, once per process) instead of at the first symbolic check."""
+    """Start the verifier now instead of at the first symbolic check (1-2 s, once per process):
+    the fork server imports math-verify and exercises its parsers, then forks a first worker."""
     pool = _pool()
     pool.checkin(pool.checkout())
 
@@ -1115,11 +1198,29 @@ class _VerdictCache:
 
 
 _VERDICTS = _VerdictCache()
+# How verdicts were reached since the last clear_caches(): fast paths, the verdict cache, math-verify
+# workers, and deadlines hit. Read with stats(); benchmarks and logs use it.
+_STATS = {"fast": 0, "cached": 0, "symbolic": 0, "timeouts": 0}
+_STATS_LOCK = threading.Lock()
+
+
+def _count(key: str, n: int = 1) -> None:
+    with _STATS_LOCK:
+        _STATS[key] += n
+
+
+def stats() -> dict[str, int]:
+    """Counts of verdicts by route since the last `clear_caches()`."""
+    with _STATS_LOCK:
+        return dict(_STATS)
 
 
 def clear_caches() -> None:
     """Forget cached verdicts and prepared answers (benchmarks measure cold)."""
     _VERDICTS.clear()
+    with _STATS_LOCK:
+        for key in _STATS:
+            _STATS[key] = 0
     _prepare_cached.cache_clear()
     _parseable_cached.cache_clear()
 
@@ -1133,7 +1234,7 @@ def is_equivalent(gold: str, predicted: str | None, *, timeout: float | None = N
 
     Never raises; returns within `timeout` (default DEFAULT_TIMEOUT) seconds of symbolic work, on any
     thread and in any process. The first symbolic check of a process also starts the verifier
-    (about 0.7 s, once; `warm_up()` pays it ahead). Unreadable or pathological input is not equal.
+    (1-2 s, once; `warm_up()` pays it ahead). Unreadable or pathological input is not equal.
     """
     try:
         return verify_batch([gold], [predicted], timeout=timeout)[0]
@@ -1204,10 +1305,13 @@ def verify_batch(
             if not g.key or not p.key:
                 continue
             verdict = _fast_verdict(g, p)
+            route = "fast"
             if verdict is None:
                 verdict = _VERDICTS.get((g.clean, p.clean))
+                route = "cached"
             if verdict is not None:
                 results[i] = verdict
+                _count(route)
             elif g.symbolic_ok and p.symbolic_ok:
                 pending.setdefault(g.clean, {}).setdefault(p.clean, []).append(i)
         except Exception:  # noqa: BLE001 - one bad pair must not sink the batch
@@ -1233,9 +1337,12 @@ def _run_symbolic(
         except VerifierUnavailable:
             logger.warning("math-verify worker unavailable: symbolic answers count as not equal")
             verdicts = [None] * len(pred_list)
+        _count("symbolic", len(pred_list))
         for pred, verdict in zip(pred_list, verdicts, strict=True):
             if verdict is not None:  # a timeout may be load, not the pair: never cache it
                 _VERDICTS.put((gold, pred), verdict)
+            else:
+                _count("timeouts")
             for i in preds[pred]:
                 results[i] = bool(verdict)
 

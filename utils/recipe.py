@@ -417,11 +417,16 @@ def _try_coerce(value: Any, tp: Any) -> tuple[bool, Any]:
 
 
 def _check_rewards(rewards: Any, where: str) -> dict[str, Any]:
+    from utils.rewards import check_reward  # lazy: the registry pulls in utils.answers
+
     if not isinstance(rewards, dict) or not rewards:
         raise UserError(f"{where}: rewards: expected a mapping of reward name -> weight, got {rewards!r}")
     checked: dict[str, Any] = {}
     for name, spec in rewards.items():
         key = f"rewards.{name}"
+        problem = check_reward(str(name), spec)
+        if problem:
+            raise UserError(f"{where}: {problem}")
         if isinstance(spec, dict):
             if "weight" not in spec:
                 raise UserError(f"{where}: {key}: a reward given as a mapping needs a 'weight'")
