@@ -37,11 +37,12 @@ def test_explore_sample_writes_report_and_charts(run_script, tmp_path):
                     "--samples", "2")
     assert f"report: {out / 'report.md'}" in result.stdout and "OpenR1-Math-220k, 45 rows" in result.stdout
     report = (out / "report.md").read_text()
-    for heading in ("## Schema (columns read)", "## Split sizes", "## Filters", "## Gold answers",
+    for heading in ("## Schema", "## Split sizes", "## Filters", "## Gold answers",
                     "## problem_type", "## question_type", "## source", "## Lengths (characters",
                     "## Sample prompts", "## Charts"):
         assert heading in report, heading
-    assert "| `correctness_count` | `Value('int64')` |" in report and "generations" not in report
+    assert "| `correctness_count` | `Value('int64')` |" in report and "| `generations` |" not in report
+    assert "14 columns: `problem`, `solution`, `answer`" in report
     assert "| min_correctness_count | `>= 1` | 1 |" in report  # sequential count
     assert "Parse rate (utils.answers.is_parseable): **95.56%** of 45" in report  # the 2 proofs
     assert report.count("gold answer `") == 2 and "[system]" in report and "<think>" in report

@@ -87,6 +87,7 @@ class Exploration:
     source: str = ""
     format: str = ""
     features: dict[str, str] = field(default_factory=dict)
+    columns: list[str] = field(default_factory=list)  # every column of the source, read or not
     split_sizes: dict[str, int] = field(default_factory=dict)
     rows_loaded: int = 0
     gold_from: dict[str, int] = field(default_factory=dict)
@@ -109,7 +110,9 @@ class Exploration:
                 f"- rows loaded: {self.rows_loaded}",
                 "- gold answers from: " + ", ".join(f"{k} {v}" for k, v in self.gold_from.items()),
                 f"- time: {self.seconds:.1f} s", ""]
-        out += ["## Schema (columns read)", "", "| column | type |", "|---|---|"]
+        out += ["## Schema", "", f"{len(self.columns)} columns: " + ", ".join(f"`{c}`" for c in self.columns) + ".",
+                "Read for training (the others, such as OpenR1's generations, are never loaded):", "",
+                "| column | type |", "|---|---|"]
         out += [f"| `{name}` | `{kind}` |" for name, kind in self.features.items()]
         out += ["", "## Split sizes", "", "| split | rows |", "|---|---:|"]
         out += [f"| source split `{name}` | {n} |" for name, n in self.split_sizes.items()]
@@ -292,7 +295,8 @@ def _explore(loaded: LoadedData, data: DataSection, prompt: PromptSection, out: 
              title: str | None, progress: bool, start: float) -> Exploration:
     rows = loaded.rows
     exp = Exploration(title or Path(data.dataset).name or data.dataset, source=loaded.source.describe(),
-                      format=loaded.adapter.title, features=loaded.features, rows_loaded=len(rows))
+                      format=loaded.adapter.title, features=loaded.features, columns=loaded.raw_columns,
+                      rows_loaded=len(rows))
     exp.split_sizes = split_sizes(loaded.source) or {loaded.source.split: len(rows)}
     exp.gold_from = dict(Counter(rows["gold_from"]))
     for column in ("problem_type", "question_type", "source"):
@@ -333,7 +337,8 @@ def _explore(loaded: LoadedData, data: DataSection, prompt: PromptSection, out: 
     exp.seconds = time.perf_counter() - start
     (out / "report.md").write_text(exp.markdown())
     (out / "summary.json").write_text(json.dumps({
-        "source": exp.source, "format": exp.format, "rows_loaded": exp.rows_loaded, "split_sizes": exp.split_sizes,
+        "source": exp.source, "format": exp.format, "columns": exp.columns, "columns_read": exp.features,
+        "rows_loaded": exp.rows_loaded, "split_sizes": exp.split_sizes,
         "gold_from": exp.gold_from, "parse_rate": exp.parse_rate, "answer_kinds": dict(exp.answer_kinds),
         "distributions": {k: dict(v) for k, v in exp.distributions.items()},
         "filters": [{"name": s.name, "removed": s.removed, "remaining": s.remaining, "skipped": s.skipped,
