@@ -562,6 +562,29 @@ def test_hub_id_offline_fails_fast_suggesting_a_local_path(tmp_path, monkeypatch
     start = time.monotonic()
     message = error_of(prepare, section("open-r1/OpenR1-Math-220k", tmp_path, cache=True))
     assert time.monotonic() - start < 5
-    assert message == ("open-r1/OpenR1-Math-220k: cannot load a hub dataset offline (HF_HUB_OFFLINE is set): "
-                       "give a local path in data.dataset (a .jsonl/.json/.parquet file, a folder of them, "
-                       "or a saved datasets folder)")
+    assert message == ("open-r1/OpenR1-Math-220k: no such local file or folder, and the hub is out of reach "
+                       "(HF_HUB_OFFLINE is set): give a local path in data.dataset (a .jsonl/.json/.parquet file, "
+                       "a folder of them, or a saved datasets folder)")
+    message = error_of(prepare, section("open-r1/OpenR1-Math-220k", tmp_path, config="small"))
+    assert message == "data.config: 'small' is not one of default, extended, all for open-r1/OpenR1-Math-220k"
+
+
+def test_downloaded_hub_folder_follows_its_dataset_card(tmp_path, openr1_rows):
+    # The layout `huggingface-cli download open-r1/OpenR1-Math-220k --repo-type dataset` leaves.
+    root = tmp_path / "OpenR1-Math-220k"
+    _save_parquet(openr1_rows[:20], root / "data" / "train-00000-of-00002.parquet")
+    _save_parquet(openr1_rows[20:30], root / "data" / "train-00001-of-00002.parquet")
+    _save_parquet(openr1_rows[30:], root / "extended" / "train-00000-of-00001.parquet")
+    (root / "README.md").write_text(
+        "---\nlicense: apache-2.0\nconfigs:\n"
+        "- config_name: default\n  data_files:\n  - split: train\n    path: data/train-*\n"
+        "- config_name: extended\n  data_files:\n  - split: train\n    path: extended/train-*\n"
+        "---\n# OpenR1-Math-220k\n"
+    )
+    ids = {config: load_adapted(section(root, tmp_path, config=config), progress=False).rows["id"]
+           for config in ("default", "extended", "all")}
+    assert ids["default"] == [r["uuid"] for r in openr1_rows[:30]]
+    assert ids["extended"] == [r["uuid"] for r in openr1_rows[30:]]
+    assert ids["all"] == [r["uuid"] for r in openr1_rows]
+    message = error_of(load_adapted, section(root, tmp_path, config="small"), progress=False)
+    assert message == f"{root}: no config 'small' in its README.md (data.config); found: default, extended"

@@ -12,6 +12,7 @@ from utils.prompts import (
     prompt_token_counts,
     render_prompt,
     render_prompts,
+    tokens_at_most_bytes,
 )
 
 PROBLEM = "What is $\\frac{1}{2} + \\frac{1}{4}$?"
@@ -106,3 +107,32 @@ def test_token_counter_falls_back_to_exact_when_template_is_not_constant(tiny_mo
     limit = sorted(exact)[len(exact) // 2]
     assert counter.within(problems, limit) == [c <= limit for c in exact]
     assert counter.overhead is None
+
+
+def test_byte_bound_holds_and_spares_the_tokenizer(tiny_tokenizer, monkeypatch):
+    from tokenizers import Tokenizer, models, normalizers
+    from transformers import PreTrainedTokenizerFast
+
+    assert tokens_at_most_bytes(tiny_tokenizer)  # byte-level BPE, no normalizer
+    texts = _problems(200) + ["", "x", "{}" * 50, "\\frac{1}{2}\\sqrt{3}" * 9, "   spaces   and\ttabs\n"]
+    for text, ids in zip(texts, tiny_tokenizer(texts, add_special_tokens=False)["input_ids"], strict=True):
+        assert len(ids) <= len(text.encode()) + 1
+    word_level = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel({"[UNK]": 0}, unk_token="[UNK]")))
+    assert not tokens_at_most_bytes(word_level)
+    replacing = PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(tiny_tokenizer.backend_tokenizer.to_str()))
+    replacing.backend_tokenizer.normalizer = normalizers.Replace("a", "aaaa")  # lengthens text: no bound
+    assert not tokens_at_most_bytes(replacing)
+
+    problems = _problems(100)
+    exact = prompt_token_counts([build_messages(p, "xml") for p in problems], tiny_tokenizer)
+    counter = PromptTokenCounter(tiny_tokenizer, "xml")
+    counter.within(problems[:64], 10)  # calibrate
+    tokenized: list[str] = []
+    original = counter._content_tokens
+    monkeypatch.setattr(counter, "_content_tokens", lambda texts: tokenized.extend(texts) or original(texts))
+    limit = max(exact) + 50
+    assert counter.within(problems, limit) == [True] * len(problems)
+    assert tokenized == []  # every problem is shorter in bytes than the room left: no tokenizer call
+    limit = sorted(exact)[len(exact) // 2]
+    assert counter.within(problems, limit) == [c <= limit for c in exact]
+    assert 0 < len(tokenized) < len(problems)

@@ -1,0 +1,95 @@
+"""Explore a dataset as a training run would load it: schema, split sizes, sample prompts, distributions,
+answer kinds and parse rate, length percentiles, what each filter removes. Writes a markdown report and
+PNG charts to a folder.
+
+    python scripts/explore_data.py recipes/subset10k.yaml            # the recipe's data, filters, prompt
+    python scripts/explore_data.py ../shared/data/gsm8k/train.jsonl  # a file, folder or hub id (default filters)
+    python scripts/explore_data.py data/openr1_sample.jsonl --set data.filters.min_correctness_count=2
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+import _bootstrap  # noqa: F401  (puts the repo root on sys.path)
+
+from utils.cli import run_main
+from utils.errors import UserError
+from utils.recipe import Recipe, load_recipe, parse_override, sections_from_dict
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("target", metavar="RECIPE_OR_SOURCE",
+                        help="a recipe (.yaml), or a dataset: .jsonl/.json/.parquet file, folder, or hub id")
+    parser.add_argument("--out", help="report folder (default: checkpoints/explore/NAME)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a data./prompt. value, e.g. --set data.filters.dedupe=false (repeatable)")
+    parser.add_argument("--tokenizer", help="local tokenizer folder for token lengths and the prompt-token filter "
+                        "(default: the recipe's model.name when it is a local folder)")
+    parser.add_argument("--samples", type=int, default=3, help="sample prompts to show (default 3)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return parser.parse_args(argv)
+
+
+def _recipe(args: argparse.Namespace) -> Recipe:
+    if args.target.endswith((".yaml", ".yml")):
+        return load_recipe(args.target, args.overrides)
+    # A bare dataset: default filters, no held-out split unless asked (small files have few rows).
+    raw: dict = {"data": {"dataset": args.target, "validation": 0}}
+    for override in args.overrides:
+        key, value = parse_override(override)
+        if not key.startswith(("data.", "prompt.")):
+            raise UserError(f"--set {override}: only data.* and prompt.* apply to a bare dataset (or give a recipe)")
+        node = raw
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise UserError(f"--set {override}: {part} is a value, not a section")
+        node[parts[-1]] = value
+    return sections_from_dict(raw, where="explore_data")
+
+
+def _tokenizer(args: argparse.Namespace, recipe: Recipe):
+    path = args.tokenizer
+    if path is None and args.target.endswith((".yaml", ".yml")) and Path(recipe.model.name).is_dir():
+        path = recipe.model.name
+    if path is None:
+        return None
+    if not Path(path).is_dir():
+        raise UserError(f"--tokenizer {path}: not a local folder (no model hub here)")
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except Exception as err:  # transformers raises OSError/ValueError with long texts
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"{path}: cannot load a tokenizer ({first})") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    recipe = _recipe(args)
+    tokenizer = _tokenizer(args, recipe)
+    name = re.sub(r"[^\w.-]+", "_", Path(args.target).stem if "." in Path(args.target).name else args.target)
+    out = Path(args.out) if args.out else Path("checkpoints") / "explore" / name.strip("_")
+    from utils.explore import explore
+
+    exp = explore(recipe.data, recipe.prompt, out, tokenizer=tokenizer, samples=args.samples,
+                  title=args.target, progress=not args.no_progress)
+    r = exp.report
+    print(f"{exp.source}: {exp.format}, {exp.rows_loaded} rows; gold answers parse rate "
+          f"{100 * (exp.parse_rate or 0):.1f}%")
+    for step in exp.sequential:
+        print("  " + step.line())
+    if r is not None:
+        print(f"train {r.train_rows}, validation {r.validation_rows} ({r.validation_from})")
+    print(f"report: {out / 'report.md'} ({len(exp.charts)} charts)")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
