@@ -15,6 +15,7 @@ is dropped and the median step time is reported. Models: the tiny random Qwen2 a
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -155,6 +156,8 @@ def main() -> int:
         *rows,
         "",
         *notes,
+        f"Machine load average (1 min) at the end: {os.getloadavg()[0]:.1f} on 2 cores; numbers taken under load "
+        "from other processes are not comparable across rows.",
     ])
     write_section("training", "GRPO step time: grpo_train.py vs bare TRL", "python bench/bench_training.py", body)
     print(body)
