@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,16 +63,15 @@ class LoadedModel:
 
 def adapter_base(name: str) -> str | None:
     """If `name` is a local LoRA adapter folder, the base model it was trained on; else None."""
-    config_path = Path(name) / "adapter_config.json"
-    if not config_path.is_file():
+    from utils.unsloth_backend import adapter_config  # pure helper: no Unsloth import
+
+    config = adapter_config(name)
+    if config is None:
         return None
-    try:
-        config = json.loads(config_path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise UserError(f"{config_path}: unreadable adapter config ({err})") from None
     base = config.get("base_model_name_or_path")
     if not base:
-        raise UserError(f"{config_path}: no base_model_name_or_path: cannot tell which model the adapter belongs to")
+        raise UserError(f"{Path(name) / 'adapter_config.json'}: no base_model_name_or_path: "
+                        "cannot tell which model the adapter belongs to")
     return str(base)
 
 
