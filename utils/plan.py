@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from utils.hardware import Hardware, detect_hardware
 from utils.modeling import resolve_backend
 from utils.recipe import Recipe
-from utils.training import build_grpo_config, differences_from_trl
+from utils.training import build_grpo_config, differences_from_trl, uses_cpu_bf16_generation
 
 
 def _reward_line(name: str, spec: object) -> str:
@@ -13,6 +15,14 @@ def _reward_line(name: str, spec: object) -> str:
         params = ", ".join(f"{k}={v}" for k, v in spec.items() if k != "weight")
         return f"{name} x {spec['weight']}" + (f" ({params})" if params else "")
     return f"{name} x {spec}"
+
+
+def _generation(recipe: Recipe, hw: Hardware, config: Any, backend: str) -> str:
+    if recipe.model.fast_inference and backend == "unsloth":
+        return "vLLM"
+    if uses_cpu_bf16_generation(recipe, hw, config, backend):
+        return "bf16 merged copy of the policy (CPU)"
+    return "transformers generate"
 
 
 def format_plan(recipe: Recipe, hw: Hardware | None = None) -> str:
@@ -25,8 +35,7 @@ def format_plan(recipe: Recipe, hw: Hardware | None = None) -> str:
         f"Machine    {hw.describe()}",
         f"Model      {m.name}" + (f" @ {m.revision}" if m.revision else ""),
         f"Backend    {backend.name}: {backend.reason}",
-        f"           4-bit: {'yes' if m.load_in_4bit else 'no'}; vLLM generation: "
-        + ("yes" if m.fast_inference and backend.name == "unsloth" else "no")
+        f"           4-bit: {'yes' if m.load_in_4bit else 'no'}; generation: {_generation(recipe, hw, config, backend.name)}"
         + f"; max_seq_length {m.max_seq_length}",
         "LoRA       "
         + (f"r={lora.r} alpha={lora.alpha} dropout={lora.dropout} on {lora.target_modules}" if lora.enabled else "off (full fine-tuning)"),

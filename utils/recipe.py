@@ -36,6 +36,7 @@ class ModelSection:
     backend: str = _choice("auto", "auto", "unsloth", "hf")
     load_in_4bit: bool = False
     fast_inference: bool = False  # vLLM-backed generation (unsloth backend / TRL use_vllm)
+    cpu_bf16_generation: bool = True  # CPU + bf16 training: sample from a merged bf16 copy (utils/cpu_generation)
     max_seq_length: int = 1536
     gpu_memory_utilization: float = 0.5
     max_lora_rank: int | None = None  # defaults to lora.r

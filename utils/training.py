@@ -79,6 +79,13 @@ def differences_from_trl(config: Any, hw: Hardware | None = None) -> dict[str, t
     return {k: (v, base.get(k)) for k, v in ours.items() if k not in _DIFF_IGNORED and base.get(k) != v}
 
 
+def uses_cpu_bf16_generation(recipe: Recipe, hw: Hardware, config: Any, backend: str) -> bool:
+    """Sample from a bf16 merged copy (utils/cpu_generation): CPU, hf backend, bf16 training, no 4-bit."""
+    m = recipe.model
+    return (m.cpu_bf16_generation and not hw.cuda and backend == "hf" and bool(config.bf16)
+            and not config.use_vllm and not m.load_in_4bit)
+
+
 # ---------------------------------------------------------------------------------------------
 # The run
 
@@ -164,6 +171,10 @@ def prepare_training(recipe: Recipe, resume: bool = False, force: bool = False, 
         callbacks=callbacks,
     )
     trainer.remove_callback(PrinterCallback)  # our progress bar and metrics.jsonl replace raw log dicts
+    if uses_cpu_bf16_generation(recipe, hw, config, loaded.backend.name):
+        from utils.cpu_generation import use_generation_copy
+
+        use_generation_copy(trainer)
     return PreparedRun(trainer, run_dir, resume_from, stop, evaluator, len(data.train))
 
 

@@ -1,0 +1,91 @@
+"""Faster GRPO sampling on CPU: generate from a bf16 copy of the policy with the LoRA adapter merged in.
+
+Why: on CPU, TRL's transformers generation path runs the PEFT model in fp32 without autocast, and every
+one of the ~200 LoRA wrappers adds small matmuls and Python work per decoded token. Measured on
+SmolLM2-135M (2 cores, 8 x 64 tokens): 8.3 s through the PEFT model vs 4.6 s for a plain bf16 model.
+The copy is refreshed from the trained weights (base + scaling * B @ A, as PEFT's merge computes it)
+only when an optimizer step changed them, the same merge-then-sync pattern TRL uses for vLLM. Training
+itself is untouched: losses and gradients still come from the PEFT model under bf16 autocast.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transformers import TrainerCallback
+
+
+class Bf16GenerationCopy(TrainerCallback):
+    """A plain bf16 model mirroring `model` (PEFT LoRA or full), used for its `generate` calls.
+
+    As a trainer callback it marks itself stale after every optimizer step and when training starts (a
+    resumed checkpoint has just been loaded). Tensor version counters cannot tell: fused AdamW, the
+    Trainer's default on CPU, updates weights without bumping them.
+    """
+
+    def __init__(self, model: Any) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        self.model = model
+        self.base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        self.copy = AutoModelForCausalLM.from_config(self.base.config, dtype=torch.bfloat16)
+        self.copy.generation_config = self.base.generation_config
+        self.copy.eval().requires_grad_(False)
+        self._targets = dict(self.copy.named_parameters())
+        self.stale = True
+        self.syncs = 0  # how often the copy was refreshed (once per weight change at most)
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.stale = True
+
+    def on_optimizer_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.stale = True
+
+    def merged_weights(self) -> dict[str, Any]:
+        """{copy parameter name: current weight}, LoRA deltas merged in, in the trained model's dtype."""
+        from peft.tuners.lora import LoraLayer
+
+        lora_layers = {name: m for name, m in self.base.named_modules() if isinstance(m, LoraLayer)}
+        weights: dict[str, Any] = {}
+        for name, param in self.base.named_parameters():
+            if "lora_" in name:
+                continue
+            key = name.replace(".base_layer", "")
+            module_name, _, leaf = key.rpartition(".")
+            layer = lora_layers.get(module_name)
+            if layer is not None and leaf == "weight":
+                for adapter in layer.active_adapters:
+                    if adapter in layer.lora_A:
+                        param = param + layer.get_delta_weight(adapter)
+            weights[key] = param
+        return weights
+
+    def sync(self) -> None:
+        import torch
+
+        with torch.no_grad():
+            weights = self.merged_weights()
+            for name, target in self._targets.items():
+                if name in weights:
+                    target.copy_(weights[name])
+                else:
+                    raise RuntimeError(f"generation copy: no source weight for {name}")
+        self.stale = False
+        self.syncs += 1
+
+    def generate(self, *args: Any, **kwargs: Any) -> Any:
+        import torch
+
+        if self.stale:
+            self.sync()
+        with torch.no_grad():
+            return self.copy.generate(*args, **kwargs)
+
+
+def use_generation_copy(trainer: Any) -> Bf16GenerationCopy:
+    """Route the trainer model's `generate` (TRL's sampling, our evaluation) through a synced bf16 copy."""
+    copy = Bf16GenerationCopy(trainer.model)
+    trainer.model.generate = copy.generate
+    trainer.add_callback(copy)
+    return copy
