@@ -2,7 +2,7 @@
 
 Why: on CPU, TRL's transformers generation path runs the PEFT model in fp32 without autocast, and every
 one of the ~200 LoRA wrappers adds small matmuls and Python work per decoded token. Measured on
-SmolLM2-135M (2 cores, 8 x 64 tokens): 8.3 s through the PEFT model vs 4.6 s for a plain bf16 model.
+SmolLM2-135M (2 cores, 8 x 64 tokens): 7-8 s through the PEFT model, 4.4 s from this copy (+0.3 s sync).
 The copy is refreshed from the trained weights (base + scaling * B @ A, as PEFT's merge computes it)
 only when an optimizer step changed them, the same merge-then-sync pattern TRL uses for vLLM. Training
 itself is untouched: losses and gradients still come from the PEFT model under bf16 autocast.
@@ -10,6 +10,7 @@ itself is untouched: losses and gradients still come from the PEFT model under b
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from transformers import TrainerCallback
@@ -42,12 +43,11 @@ class Bf16GenerationCopy(TrainerCallback):
     def on_optimizer_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.stale = True
 
-    def merged_weights(self) -> dict[str, Any]:
-        """{copy parameter name: current weight}, LoRA deltas merged in, in the trained model's dtype."""
+    def merged_weights(self) -> Iterator[tuple[str, Any]]:
+        """(copy parameter name, current weight) pairs, LoRA deltas merged in, one layer at a time."""
         from peft.tuners.lora import LoraLayer
 
         lora_layers = {name: m for name, m in self.base.named_modules() if isinstance(m, LoraLayer)}
-        weights: dict[str, Any] = {}
         for name, param in self.base.named_parameters():
             if "lora_" in name:
                 continue
@@ -58,19 +58,20 @@ class Bf16GenerationCopy(TrainerCallback):
                 for adapter in layer.active_adapters:
                     if adapter in layer.lora_A:
                         param = param + layer.get_delta_weight(adapter)
-            weights[key] = param
-        return weights
+            yield key, param
 
     def sync(self) -> None:
+        """Copy the current (merged) weights in; every parameter of the copy must get one."""
         import torch
 
+        missing = set(self._targets)
         with torch.no_grad():
-            weights = self.merged_weights()
-            for name, target in self._targets.items():
-                if name in weights:
-                    target.copy_(weights[name])
-                else:
-                    raise RuntimeError(f"generation copy: no source weight for {name}")
+            for name, weight in self.merged_weights():
+                if name in self._targets:  # one merged layer in memory at a time, not a second fp32 model
+                    self._targets[name].copy_(weight)
+                    missing.discard(name)
+        if missing:
+            raise RuntimeError(f"generation copy: no source weight for {sorted(missing)[0]}")
         self.stale = False
         self.syncs += 1
 
