@@ -52,10 +52,6 @@ class StepTimer:
         self.times.append(time.perf_counter() - self._start)
 
 
-def median_step(times: list[float]) -> float:
-    return statistics.median(times[1:] if len(times) > 1 else times)
-
-
 def workload_overrides(model: Path, out: Path, steps: int, gens: int, prompts: int, tokens: int, data: str) -> list[str]:
     return [
         f"model.name={model}", f"output.dir={out}", f"data.dataset={data}", "eval.every_steps=0",

@@ -19,16 +19,15 @@ from transformers import TrainerCallback
 class Bf16GenerationCopy(TrainerCallback):
     """A plain bf16 model mirroring `model` (PEFT LoRA or full), used for its `generate` calls.
 
-    As a trainer callback it marks itself stale after every optimizer step and when training starts (a
-    resumed checkpoint has just been loaded). Tensor version counters cannot tell: fused AdamW, the
-    Trainer's default on CPU, updates weights without bumping them.
+    It starts stale, so the first generation (after a resumed checkpoint is loaded) syncs it; as a
+    trainer callback it marks itself stale after every optimizer step. Tensor version counters cannot
+    tell: fused AdamW, the Trainer's default on CPU, updates weights without bumping them.
     """
 
     def __init__(self, model: Any) -> None:
         import torch
         from transformers import AutoModelForCausalLM
 
-        self.model = model
         self.base = model.get_base_model() if hasattr(model, "get_base_model") else model
         self.copy = AutoModelForCausalLM.from_config(self.base.config, dtype=torch.bfloat16)
         self.copy.generation_config = self.base.generation_config
@@ -36,9 +35,6 @@ class Bf16GenerationCopy(TrainerCallback):
         self._targets = dict(self.copy.named_parameters())
         self.stale = True
         self.syncs = 0  # how often the copy was refreshed (once per weight change at most)
-
-    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self.stale = True
 
     def on_optimizer_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.stale = True
