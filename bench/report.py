@@ -11,6 +11,8 @@ import os
 import platform
 import re
 import resource
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -33,7 +35,19 @@ def machine() -> str:
     except OSError:
         pass
     mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{os.cpu_count()} cores ({cpu}), {mem_gib:.0f} GiB RAM, Python {platform.python_version()}, no GPU"
+    return f"{os.cpu_count()} cores ({cpu}), {mem_gib:.0f} GiB RAM, Python {platform.python_version()}, {gpus()}"
+
+
+def gpus() -> str:
+    """The GPUs nvidia-smi lists (no torch import: bench_data measures RSS before importing it)."""
+    if shutil.which("nvidia-smi") is None:
+        return "no GPU"
+    try:
+        names = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
+                               capture_output=True, text=True, timeout=30).stdout.strip().splitlines()
+    except (OSError, subprocess.SubprocessError):
+        return "GPU (nvidia-smi failed)"
+    return "; ".join(f"GPU {line.strip()}" for line in names) or "no GPU"
 
 
 def peak_rss_mib() -> float:

@@ -1,15 +1,20 @@
-"""The Unsloth GPU path for real: 4-bit load + vLLM engine (fast_inference), fast generation, and a GRPO
-step whose generation goes through that engine. Needs a CUDA GPU, Unsloth and vLLM (make setup-gpu)
-and a small local model folder:
+"""The CUDA paths for real (pytest -m gpu on a machine with a GPU; make setup-gpu):
 
-    GRPO_GPU_TEST_MODEL=/path/to/Qwen2.5-0.5B-Instruct .venv/bin/pytest -m gpu
+- Unsloth on CUDA: 4-bit load (bitsandbytes), Unsloth's LoRA, and GRPO steps through the GRPOTrainer
+  Unsloth patches into TRL; grpo_train.py choosing Unsloth by itself (backend auto) and training.
+- transformers + PEFT on CUDA: bitsandbytes 4-bit QLoRA GRPO through grpo_train.py (backend hf).
+- vLLM: the 4-bit load with `fast_inference` (Unsloth's vLLM engine), fast generation, and a GRPO step
+  whose generation goes through that engine. Needs vLLM besides Unsloth.
 
-Skipped, with the reason, wherever one of those is missing.
+The model is a random Qwen2 with real head and projection shapes (head_dim 64, as Qwen2.5-0.5B), built
+here; set GRPO_GPU_TEST_MODEL to a local model folder (e.g. Qwen2.5-0.5B-Instruct) to use a real one.
+Each test is skipped, with the reason, where what it needs is missing.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 from pathlib import Path
 
@@ -23,40 +28,106 @@ from utils.unsloth_backend import load_with_unsloth, unsloth_grpo_overrides
 MODEL_ENV = "GRPO_GPU_TEST_MODEL"
 
 
-def _missing() -> str | None:
+def _missing(*modules: str) -> str | None:
     if not torch.cuda.is_available():
         return "no CUDA GPU on this machine"
-    for module, hint in (("unsloth", "make setup-gpu"), ("vllm", "make setup-gpu")):
+    for module in modules:
         if importlib.util.find_spec(module) is None:
-            return f"{module} is not installed ({hint})"
-    if not os.environ.get(MODEL_ENV):
-        return f"set {MODEL_ENV} to a small local model folder (e.g. Qwen2.5-0.5B-Instruct); no hub access is assumed"
+            return f"{module} is not installed (make setup-gpu)"
     return None
 
 
-pytestmark = [pytest.mark.gpu, pytest.mark.skipif(_missing() is not None, reason=str(_missing()))]
+NEEDS_UNSLOTH = pytest.mark.skipif(_missing("unsloth", "bitsandbytes") is not None,
+                                   reason=str(_missing("unsloth", "bitsandbytes")))
+NEEDS_BNB = pytest.mark.skipif(_missing("bitsandbytes") is not None, reason=str(_missing("bitsandbytes")))
+NEEDS_VLLM = pytest.mark.skipif(_missing("unsloth", "bitsandbytes", "vllm") is not None,
+                                reason=str(_missing("unsloth", "bitsandbytes", "vllm")))
+pytestmark = pytest.mark.gpu
+
+
+@pytest.fixture(scope="session")
+def gpu_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if importlib.util.find_spec("unsloth") is not None:
+        import unsloth  # noqa: F401  # before trl / transformers: it patches TRL's GRPO trainer on a GPU
+    if os.environ.get(MODEL_ENV):
+        path = Path(os.environ[MODEL_ENV])
+        if not (path / "config.json").is_file():
+            pytest.fail(f"{MODEL_ENV}={path}: not a model folder (no config.json)")
+        return path
+    from utils.tiny_model import build_tiny_qwen2
+
+    return build_tiny_qwen2(tmp_path_factory.mktemp("gpu-qwen2"), hidden_size=256, layers=2)
+
+
+def _four_bit_layers(model) -> list:
+    return [m for m in model.modules() if type(m).__name__ == "Linear4bit"]
+
+
+def _metrics(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+@NEEDS_UNSLOTH
+def test_unsloth_4bit_lora_grpo_steps_on_cuda(gpu_model_dir, tmp_path):
+    section = ModelSection(name=str(gpu_model_dir), backend="unsloth", load_in_4bit=True, max_seq_length=256)
+    model, tokenizer = load_with_unsloth(section, LoraSection(r=8, alpha=16), seed=0)
+
+    four_bit = _four_bit_layers(model)
+    assert four_bit and all(m.weight.device.type == "cuda" for m in four_bit)
+    before = lora_weights(model)
+    trainer = run_grpo_steps(model, tokenizer, str(tmp_path / "run"), steps=2, **unsloth_grpo_overrides(section))
+
+    # Unsloth swaps its own trainer into TRL on import (faster GRPO loss, its gradient checkpointing).
+    assert "Unsloth" in type(trainer).__name__, type(trainer).__mro__
+    assert trainer.state.global_step == 2
+    assert any(entry.get("reward_std", 0) > 0 for entry in trainer.state.log_history)
+    after = lora_weights(model)
+    assert any(".lora_B." in n and not torch.equal(before[n], after[n]) for n in before), "no LoRA B matrix moved"
+
+
+@NEEDS_UNSLOTH
+def test_grpo_train_picks_unsloth_on_cuda_and_trains(gpu_model_dir, tmp_path, run_script):
+    result = run_script("grpo_train", "recipes/smoke_cpu.yaml", "--no-progress",
+                        "--set", "model.backend=auto", "--set", "model.load_in_4bit=true",
+                        "--set", f"model.name={gpu_model_dir}", "--set", f"output.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Backend    unsloth" in result.stdout and "done: 4 steps" in result.stdout, result.stdout[-3000:]
+    run = tmp_path / "smoke_cpu"
+    assert (run / "checkpoint-4" / "checkpoint.complete").is_file()
+    assert (run / "best" / "best.json").is_file()
+    steps = [m for m in _metrics(run) if "loss" in m]
+    assert [m["step"] for m in steps] == [1, 2, 3, 4]
+    assert all(m["peak_memory_mib"] > 0 for m in steps)  # read from the CUDA allocator
+
+
+@NEEDS_BNB
+def test_grpo_train_hf_backend_trains_4bit_qlora_on_cuda(gpu_model_dir, tmp_path, run_script):
+    result = run_script("grpo_train", "recipes/smoke_cpu.yaml", "--no-progress",
+                        "--set", "model.backend=hf", "--set", "model.load_in_4bit=true",
+                        "--set", f"model.name={gpu_model_dir}", "--set", f"output.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Backend    hf" in result.stdout and "done: 4 steps" in result.stdout, result.stdout[-3000:]
+    run = tmp_path / "smoke_cpu"
+    assert (run / "checkpoint-4" / "adapter_model.safetensors").is_file()
+    assert [m["step"] for m in _metrics(run) if "loss" in m] == [1, 2, 3, 4]
 
 
 @pytest.fixture(scope="module")
-def loaded():
+def vllm_loaded(gpu_model_dir):
     """One 4-bit + vLLM load for the module: the engine takes a fixed share of GPU memory."""
-    import unsloth  # noqa: F401  # before trl / transformers: it rewrites TRL's GRPO trainer on a GPU
-
-    path = Path(os.environ[MODEL_ENV])
-    if not (path / "config.json").is_file() and not (path / "adapter_config.json").is_file():
-        pytest.fail(f"{MODEL_ENV}={path}: not a model folder (no config.json)")
     section = ModelSection(
-        name=str(path), backend="unsloth", load_in_4bit=True, fast_inference=True,
+        name=str(gpu_model_dir), backend="unsloth", load_in_4bit=True, fast_inference=True,
         max_seq_length=512, gpu_memory_utilization=0.3,
     )
     model, tokenizer = load_with_unsloth(section, LoraSection(r=8, alpha=16), seed=0)
     return section, model, tokenizer
 
 
-def test_4bit_load_has_a_vllm_engine_and_generates(loaded):
+@NEEDS_VLLM
+def test_4bit_load_has_a_vllm_engine_and_generates(vllm_loaded):
     from vllm import SamplingParams
 
-    _, model, tokenizer = loaded
+    _, model, tokenizer = vllm_loaded
     quant = model.config.quantization_config
     quant = quant if isinstance(quant, dict) else quant.to_dict()
     assert quant.get("load_in_4bit") is True
@@ -68,8 +139,9 @@ def test_4bit_load_has_a_vllm_engine_and_generates(loaded):
     assert len(outputs) == 1 and len(outputs[0].outputs[0].token_ids) > 0
 
 
-def test_grpo_step_generates_through_unsloths_vllm_engine_and_updates_lora(loaded, tmp_path):
-    section, model, tokenizer = loaded
+@NEEDS_VLLM
+def test_grpo_step_generates_through_unsloths_vllm_engine_and_updates_lora(vllm_loaded, tmp_path):
+    section, model, tokenizer = vllm_loaded
     before = lora_weights(model)
     trainer = run_grpo_steps(model, tokenizer, str(tmp_path / "run"), steps=1, **unsloth_grpo_overrides(section))
 

@@ -59,8 +59,10 @@ def build_tokenizer(vocab_size: int = 1024):
     return fast
 
 
-def build_tiny_qwen2(out_dir: str | Path, seed: int = 0, hidden_size: int = 64, layers: int = 2) -> Path:
-    """Write a random Qwen2ForCausalLM (safetensors) and its tokenizer to `out_dir`; returns the folder."""
+def build_tiny_qwen2(out_dir: str | Path, seed: int = 0, hidden_size: int = 64, layers: int = 2, heads: int = 4,
+                     kv_heads: int = 2, intermediate_size: int | None = None) -> Path:
+    """Write a random Qwen2ForCausalLM (safetensors) and its tokenizer to `out_dir`; returns the folder.
+    The defaults are tiny; benchmarks pass a real model's shapes."""
     import torch
     from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 
@@ -70,10 +72,10 @@ def build_tiny_qwen2(out_dir: str | Path, seed: int = 0, hidden_size: int = 64, 
     config = Qwen2Config(
         vocab_size=len(tokenizer),
         hidden_size=hidden_size,
-        intermediate_size=hidden_size * 2,
+        intermediate_size=intermediate_size or hidden_size * 2,
         num_hidden_layers=layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
         max_position_embeddings=2048,
         tie_word_embeddings=True,
         eos_token_id=tokenizer.eos_token_id,
