@@ -85,31 +85,24 @@ def test_unsloth_4bit_lora_grpo_steps_on_cuda(gpu_model_dir, tmp_path):
     assert any(".lora_B." in n and not torch.equal(before[n], after[n]) for n in before), "no LoRA B matrix moved"
 
 
-@NEEDS_UNSLOTH
-def test_grpo_train_picks_unsloth_on_cuda_and_trains(gpu_model_dir, tmp_path, run_script):
+@pytest.mark.parametrize(("backend", "chosen"), [
+    pytest.param("auto", "unsloth", marks=NEEDS_UNSLOTH, id="auto-picks-unsloth"),
+    pytest.param("hf", "hf", marks=NEEDS_BNB, id="hf-bitsandbytes-qlora"),
+])
+def test_grpo_train_trains_4bit_on_cuda(gpu_model_dir, tmp_path, run_script, backend, chosen):
     result = run_script("grpo_train", "recipes/smoke_cpu.yaml", "--no-progress",
-                        "--set", "model.backend=auto", "--set", "model.load_in_4bit=true",
+                        "--set", f"model.backend={backend}", "--set", "model.load_in_4bit=true",
                         "--set", f"model.name={gpu_model_dir}", "--set", f"output.dir={tmp_path}")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "Backend    unsloth" in result.stdout and "done: 4 steps" in result.stdout, result.stdout[-3000:]
+    assert f"Backend    {chosen}" in result.stdout and "done: 4 steps" in result.stdout, result.stdout[-3000:]
     run = tmp_path / "smoke_cpu"
     assert (run / "checkpoint-4" / "checkpoint.complete").is_file()
     assert (run / "best" / "best.json").is_file()
+    if chosen == "hf":
+        assert (run / "checkpoint-4" / "adapter_model.safetensors").is_file()
     steps = [m for m in _metrics(run) if "loss" in m]
     assert [m["step"] for m in steps] == [1, 2, 3, 4]
     assert all(m["peak_memory_mib"] > 0 for m in steps)  # read from the CUDA allocator
-
-
-@NEEDS_BNB
-def test_grpo_train_hf_backend_trains_4bit_qlora_on_cuda(gpu_model_dir, tmp_path, run_script):
-    result = run_script("grpo_train", "recipes/smoke_cpu.yaml", "--no-progress",
-                        "--set", "model.backend=hf", "--set", "model.load_in_4bit=true",
-                        "--set", f"model.name={gpu_model_dir}", "--set", f"output.dir={tmp_path}")
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "Backend    hf" in result.stdout and "done: 4 steps" in result.stdout, result.stdout[-3000:]
-    run = tmp_path / "smoke_cpu"
-    assert (run / "checkpoint-4" / "adapter_model.safetensors").is_file()
-    assert [m["step"] for m in _metrics(run) if "loss" in m] == [1, 2, 3, 4]
 
 
 @pytest.fixture(scope="module")
