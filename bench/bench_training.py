@@ -106,8 +106,6 @@ def run_ours(recipe, generation_copy: bool) -> tuple[list[float], float]:
     timer = StepTimer()
     run.trainer.add_callback(timer)
     run.train()
-    if os.environ.get("BENCH_VERBOSE"):
-        print({name: round(seconds / max(len(timer.times), 1) * 1000, 2) for name, seconds in spent.items()})
     per_step = sum(seconds for name, seconds in spent.items() if name not in ONCE_PER_RUN)
     return timer.times, per_step / max(len(timer.times), 1)
 
