@@ -150,7 +150,6 @@ def compare(label: str, model: Path, data: str, steps: int, gens: int, prompts: 
     from utils.recipe import load_recipe
     from utils.training import grpo_config_kwargs
 
-    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         recipe = load_recipe(SMOKE, workload_overrides(model, Path(tmp), steps, gens, prompts, tokens, data))
         recipe.training["generation_kwargs"] = {"min_new_tokens": tokens}
@@ -161,9 +160,9 @@ def compare(label: str, model: Path, data: str, steps: int, gens: int, prompts: 
                                                            "per_device_train_batch_size", "max_completion_length",
                                                            "generation_kwargs")}}
         dtype = torch_dtype(recipe.model.dtype, detect_hardware())
-        ours_equal, bare, ours, bare_defaults = [], [], [], []
+        ours_equal, ours, bare_defaults = [], [], []
+        bare_runs: list[list[float]] = []  # one per round: their spread is the noise floor
         hook_seconds: list[float] = []
-        bare_run_medians: list[float] = []  # the noise floor: identical bare runs, one per round
         if warmup:
             print(f"[{label}] warm-up: bare TRL, untimed", flush=True)
             run_bare(recipe, equal, dtype=dtype)
@@ -177,25 +176,24 @@ def compare(label: str, model: Path, data: str, steps: int, gens: int, prompts: 
                     hook_seconds.append(hooks)
                 else:
                     print(f"[{label}] round {r + 1}/{rounds}: bare TRL, equal settings", flush=True)
-                    times = run_bare(recipe, equal, dtype=dtype)[1:]
-                    bare += times
-                    bare_run_medians.append(statistics.median(times))
+                    bare_runs.append(run_bare(recipe, equal, dtype=dtype)[1:])
             if not defaults:
                 continue
             print(f"[{label}] round {r + 1}/{rounds}: ours, CPU defaults", flush=True)
             ours += run_ours(recipe, generation_copy=True)[0][1:]
             print(f"[{label}] round {r + 1}/{rounds}: bare TRL, TRL defaults", flush=True)
             bare_defaults += run_bare(recipe, trl_defaults)[1:]
+    bare = [t for run in bare_runs for t in run]
     e, b = statistics.median(ours_equal), statistics.median(bare)
     hooks = statistics.median(hook_seconds)
-    spread = (max(bare_run_medians) / min(bare_run_medians) - 1) * 100 if len(bare_run_medians) > 1 else float("nan")
+    run_medians = [statistics.median(run) for run in bare_runs]
+    spread = (max(run_medians) / min(run_medians) - 1) * 100 if len(run_medians) > 1 else float("nan")
     equal_cells = (f"| {label} | {prompts}x{gens}x{tokens} | {len(bare)} | {e:.3f} | {b:.3f} | {(e / b - 1) * 100:+.1f}% "
                    f"| {spread:.1f}% | {hooks * 1000:.1f} ({hooks / e:.2%}) |")
     if not defaults:
         return [equal_cells]
     o, d = statistics.median(ours), statistics.median(bare_defaults)
-    rows.append(f"{equal_cells} {o:.3f} | {d:.3f} | {d / o:.2f}x |")
-    return rows
+    return [f"{equal_cells} {o:.3f} | {d:.3f} | {d / o:.2f}x |"]
 
 
 def main() -> int:

@@ -37,11 +37,14 @@ def _missing(*modules: str) -> str | None:
     return None
 
 
-NEEDS_UNSLOTH = pytest.mark.skipif(_missing("unsloth", "bitsandbytes") is not None,
-                                   reason=str(_missing("unsloth", "bitsandbytes")))
-NEEDS_BNB = pytest.mark.skipif(_missing("bitsandbytes") is not None, reason=str(_missing("bitsandbytes")))
-NEEDS_VLLM = pytest.mark.skipif(_missing("unsloth", "bitsandbytes", "vllm") is not None,
-                                reason=str(_missing("unsloth", "bitsandbytes", "vllm")))
+def _needs(*modules: str) -> pytest.MarkDecorator:
+    reason = _missing(*modules)
+    return pytest.mark.skipif(reason is not None, reason=str(reason))
+
+
+NEEDS_UNSLOTH = _needs("unsloth", "bitsandbytes")
+NEEDS_BNB = _needs("bitsandbytes")
+NEEDS_VLLM = _needs("unsloth", "bitsandbytes", "vllm")
 pytestmark = pytest.mark.gpu
 
 

@@ -26,9 +26,12 @@ class Bf16GenerationCopy(TrainerCallback):
 
     def __init__(self, model: Any) -> None:
         import torch
+        from peft.tuners.lora import LoraLayer
         from transformers import AutoModelForCausalLM
 
         self.base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        # found once: a sync runs after every optimizer step
+        self._lora_layers = {name: m for name, m in self.base.named_modules() if isinstance(m, LoraLayer)}
         self.copy = AutoModelForCausalLM.from_config(self.base.config, dtype=torch.bfloat16)
         self.copy.generation_config = self.base.generation_config
         self.copy.eval().requires_grad_(False)
@@ -41,15 +44,12 @@ class Bf16GenerationCopy(TrainerCallback):
 
     def merged_weights(self) -> Iterator[tuple[str, Any]]:
         """(copy parameter name, current weight) pairs, LoRA deltas merged in, one layer at a time."""
-        from peft.tuners.lora import LoraLayer
-
-        lora_layers = {name: m for name, m in self.base.named_modules() if isinstance(m, LoraLayer)}
         for name, param in self.base.named_parameters():
             if "lora_" in name:
                 continue
             key = name.replace(".base_layer", "")
             module_name, _, leaf = key.rpartition(".")
-            layer = lora_layers.get(module_name)
+            layer = self._lora_layers.get(module_name)
             if layer is not None and leaf == "weight":
                 for adapter in layer.active_adapters:
                     if adapter in layer.lora_A:
