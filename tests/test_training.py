@@ -136,6 +136,24 @@ def test_run_folder_of_another_recipe_is_refused(lora_run, tmp_path, tiny_model_
         run_training(smoke_recipe(tiny_model_dir, tmp_path / "empty"), resume=True, progress=False)
 
 
+@pytest.mark.parametrize(("backend", "cuda", "trl", "refused"), [
+    ("hf", False, "1.15.0", True),  # TRL 1.15's log-prob kernel is Triton-only: fails at step 1 on CPU
+    ("hf", False, "1.16.0", False),
+    ("hf", True, "1.15.0", False),
+    ("unsloth", False, "1.15.0", False),  # Unsloth's trainer brings its own loss
+])
+def test_trl_without_a_cpu_path_is_refused_on_cpu(backend, cuda, trl, refused):
+    from utils.hardware import Hardware
+    from utils.training import check_trl_trains_here
+
+    hw = Hardware(cuda=cuda, gpu_name="T4" if cuda else None, bf16=False, unsloth_installed=True, vllm_installed=False)
+    if refused:
+        with pytest.raises(UserError, match=r"TRL 1.15.0's GRPOTrainer needs a GPU .* on CPU use TRL >= 1.16"):
+            check_trl_trains_here(backend, hw, trl)
+    else:
+        check_trl_trains_here(backend, hw, trl)
+
+
 def test_half_written_checkpoint_is_never_resumed(tmp_path):
     run = tmp_path / "run"
     good = run / "checkpoint-2"

@@ -109,3 +109,14 @@ def test_grpo_train_script_runs_end_to_end_on_the_unsloth_backend(tiny_model_dir
     steps = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in steps if "loss" in m] == [1, 2, 3, 4]
     assert (run / "best" / "best.json").is_file()
+
+
+def test_hf_backend_with_unsloths_trl_on_cpu_is_a_one_line_error(tiny_model_dir, tmp_path, run_script):
+    """Unsloth pins TRL 1.15, whose GRPOTrainer has no CPU log-prob path: refused before anything is written."""
+    result = run_script("grpo_train", "recipes/smoke_cpu.yaml", "--no-progress",
+                        "--set", f"model.name={tiny_model_dir}", "--set", f"output.dir={tmp_path}")
+    assert result.returncode == 2, result.stderr[-3000:]
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: TRL 1.15") and "on CPU use TRL >= 1.16" in lines[-1], result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "smoke_cpu").exists()

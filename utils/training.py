@@ -33,12 +33,29 @@ def machine_defaults(hw: Hardware) -> dict[str, Any]:
     return {"bf16": False, "fp16": True}  # T4 and older: no bf16
 
 
+def check_trl_trains_here(backend: str, hw: Hardware, trl_version: str | None = None) -> None:
+    """TRL 1.15 (Unsloth's pin) scores log-probs with a Triton kernel and has no CPU fallback: its
+    GRPOTrainer fails at the first step on CPU. Unsloth's trainer replaces that loss; TRL 1.16 falls back."""
+    from importlib.metadata import version
+
+    from packaging.version import Version
+
+    trl_version = trl_version or version("trl")
+    if backend == "hf" and not hw.cuda and Version(trl_version) < Version("1.16"):
+        raise UserError(
+            f"TRL {trl_version}'s GRPOTrainer needs a GPU (a Triton log-prob kernel); on CPU use TRL >= 1.16 "
+            "(the .venv that `make setup` builds) or model.backend: unsloth"
+        )
+
+
 def grpo_config_kwargs(recipe: Recipe, hw: Hardware | None = None, **extra: Any) -> dict[str, Any]:
     from utils.modeling import resolve_backend
 
     hw = hw or detect_hardware()
+    backend = resolve_backend(recipe.model, hw).name
+    check_trl_trains_here(backend, hw)
     backend_values: dict[str, Any] = {}
-    if resolve_backend(recipe.model, hw).name == "unsloth":
+    if backend == "unsloth":
         from utils.unsloth_backend import unsloth_grpo_overrides
 
         backend_values = unsloth_grpo_overrides(recipe.model)  # vLLM colocate, dtype agreement
