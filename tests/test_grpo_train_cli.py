@@ -1,5 +1,7 @@
 """`scripts/grpo_train.py` as a user runs it: the dry-run plan, and one-line errors with exit code 2."""
 
+import importlib.util
+
 import pytest
 
 
@@ -43,3 +45,12 @@ def test_malformed_set_exits_2(run_script):
     assert result.stderr.strip() == (
         "error: --set training.learning_rate: expected section.key=value (e.g. training.learning_rate=1e-5)"
     )
+
+
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vLLM is installed here")
+def test_use_vllm_without_vllm_exits_2_and_says_how_to_get_it(run_script, tmp_path):
+    result = run_script("grpo_train", "recipes/smoke_cpu.yaml", "--set", "training.use_vllm=true",
+                        "--set", f"output.dir={tmp_path}", "--dry-run")
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("error: training.use_vllm: true, but vLLM is not installed here (make setup-gpu "
+                                     "on a CUDA machine, make setup-vllm for vLLM's CPU build)")

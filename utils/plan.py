@@ -19,7 +19,9 @@ def _reward_line(name: str, spec: object) -> str:
 
 def _generation(recipe: Recipe, hw: Hardware, config: Any, backend: str) -> str:
     if recipe.model.fast_inference and backend == "unsloth":
-        return "vLLM"
+        return "vLLM (Unsloth's engine)"
+    if config.use_vllm:
+        return f"vLLM (TRL, {config.vllm_mode})"
     if uses_cpu_bf16_generation(recipe, hw, config, backend):
         return "bf16 merged copy of the policy (CPU)"
     return "transformers generate"

