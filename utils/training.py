@@ -161,7 +161,7 @@ def prepare_training(recipe: Recipe, resume: bool = False, force: bool = False, 
     max_completion_length = recipe.training.get("max_completion_length") or 512
     reward_funcs, weights = build_reward_functions(recipe.rewards, recipe.prompt.format, max_completion_length)
     config = build_grpo_config(recipe, hw, reward_weights=weights, disable_tqdm=True)
-    vllm_on_cpu = config.use_vllm and not hw.cuda
+    vllm_on_cpu = config.use_vllm and config.vllm_mode == "colocate" and not hw.cuda  # server mode: its own machine
     if vllm_on_cpu:
         from utils.vllm_cpu import check_vllm_runs_on_cpu
 
