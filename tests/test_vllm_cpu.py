@@ -49,10 +49,13 @@ def vllm_recipe(model_dir: Path, out: Path, *extra: str):
     return load_recipe(SMOKE, [f"model.name={model_dir}", f"output.dir={out}", "training.use_vllm=true", *extra])
 
 
-def test_grpo_train_generates_through_vllm_on_cpu(head32_model_dir, tmp_path, run_script):
+def test_grpo_train_generates_through_vllm_on_cpu(head32_model_dir, tmp_path, run_script, monkeypatch):
+    # No KV cache size given, and vLLM's share of memory (2%) smaller than the trainer's process: vLLM's
+    # own sizing (share minus the process's memory) would refuse to start; ours gives it an explicit size.
+    monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE")
     result = run_script("grpo_train", SMOKE, "--no-progress", "--set", f"model.name={head32_model_dir}",
                         "--set", f"output.dir={tmp_path}", "--set", "training.use_vllm=true",
-                        "--set", "training.max_steps=2")
+                        "--set", "training.max_steps=2", "--set", "training.vllm_gpu_memory_utilization=0.02")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "generation: vLLM (TRL, colocate)" in result.stdout and "done: 2 steps" in result.stdout
     run = tmp_path / "smoke_cpu"

@@ -163,9 +163,10 @@ def prepare_training(recipe: Recipe, resume: bool = False, force: bool = False, 
     config = build_grpo_config(recipe, hw, reward_weights=weights, disable_tqdm=True)
     vllm_on_cpu = config.use_vllm and config.vllm_mode == "colocate" and not hw.cuda  # server mode: its own machine
     if vllm_on_cpu:
-        from utils.vllm_cpu import check_vllm_runs_on_cpu
+        from utils.vllm_cpu import check_vllm_runs_on_cpu, size_kv_cache
 
         check_vllm_runs_on_cpu(loaded.model.config)
+        size_kv_cache()
 
     run_dir = recipe.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)

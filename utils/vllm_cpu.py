@@ -8,14 +8,22 @@ Two things TRL does not handle there:
   TRL's sync runs inside it.
 - Head sizes. vLLM's CPU attention takes only some head sizes; any other fails at the first generation,
   after the engine has started. Checked before anything is written.
+- KV cache size. Unless told a size, vLLM's CPU worker takes total memory x `vllm_gpu_memory_utilization`
+  minus its process's resident memory. Colocated, that process is the trainer: once it holds more than that
+  share the engine refuses to start ("Reduce CPU memory used by other processes"). An explicit size
+  (VLLM_CPU_KVCACHE_SPACE, GiB) does not depend on the trainer; the user's own setting wins.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 from typing import Any
 
 from utils.errors import UserError
+
+# Holds about 170k tokens of Qwen2.5-0.5B's KV cache (12 KiB a token) or 90k of SmolLM2-135M's (23 KiB).
+KV_CACHE_GIB = 2
 
 
 def check_vllm_runs_on_cpu(model_config: Any) -> None:
@@ -32,6 +40,11 @@ def check_vllm_runs_on_cpu(model_config: Any) -> None:
     if head_size not in supported:
         raise UserError(f"training.use_vllm: vLLM's CPU attention takes head sizes {supported}; "
                         f"this model's is {head_size}: set training.use_vllm: false")
+
+
+def size_kv_cache() -> None:
+    """An explicit KV cache size for vLLM's CPU worker, unless the user set one (see the module docstring)."""
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(KV_CACHE_GIB))
 
 
 def reload_weights_in_place(vllm_generation: Any) -> None:
