@@ -105,9 +105,16 @@ def test_weight_sync_puts_the_trained_policy_into_the_engine(head32_model_dir, t
     assert (after - before).abs().max() > 0.2
 
 
-def test_a_head_size_vllms_cpu_attention_lacks_is_a_user_error(tiny_model_dir, tmp_path):
+@pytest.mark.parametrize(("model", "changes", "message"), [
+    ("tiny", [], r"vLLM's CPU attention takes head sizes \[32, .*this model's is 16"),
+    ("head32", ["model.load_in_4bit=true"], "vLLM's CPU build cannot load bitsandbytes 4-bit weights"),
+], ids=["head-size-16", "bitsandbytes-4bit"])
+def test_what_vllms_cpu_build_cannot_run_is_a_user_error(tiny_model_dir, head32_model_dir, tmp_path, model, changes,
+                                                         message):
+    """Refused before the engine starts and before the run folder is written; else a traceback from vLLM."""
     from utils.training import prepare_training
 
-    with pytest.raises(UserError, match=r"vLLM's CPU attention takes head sizes \[32, .*this model's is 16"):
-        prepare_training(vllm_recipe(tiny_model_dir, tmp_path), progress=False)
+    model_dir = tiny_model_dir if model == "tiny" else head32_model_dir
+    with pytest.raises(UserError, match=message):
+        prepare_training(vllm_recipe(model_dir, tmp_path, *changes), progress=False)
     assert not (tmp_path / "smoke_cpu").exists()

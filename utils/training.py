@@ -165,7 +165,7 @@ def prepare_training(recipe: Recipe, resume: bool = False, force: bool = False, 
     if vllm_on_cpu:
         from utils.vllm_cpu import check_vllm_runs_on_cpu, size_kv_cache
 
-        check_vllm_runs_on_cpu(loaded.model.config)
+        check_vllm_runs_on_cpu(loaded.model.config, recipe.model.load_in_4bit)
         size_kv_cache()
 
     run_dir = recipe.run_dir

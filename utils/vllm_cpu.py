@@ -26,13 +26,17 @@ from utils.errors import UserError
 KV_CACHE_GIB = 2
 
 
-def check_vllm_runs_on_cpu(model_config: Any) -> None:
+def check_vllm_runs_on_cpu(model_config: Any, load_in_4bit: bool) -> None:
     """A one-line error where vLLM cannot generate on this CPU machine for this model."""
+    from vllm.model_executor.layers.quantization import QUANTIZATION_METHODS
     from vllm.platforms import current_platform
 
     if not current_platform.is_cpu():
         raise UserError("training.use_vllm: true on a machine without a CUDA GPU needs vLLM's CPU build "
                         "(this vLLM is a GPU build): make setup-vllm")
+    if load_in_4bit and "bitsandbytes" not in QUANTIZATION_METHODS:  # TRL hands vLLM the bitsandbytes weights
+        raise UserError("training.use_vllm: vLLM's CPU build cannot load bitsandbytes 4-bit weights; "
+                        "set model.load_in_4bit: false")
     from vllm.v1.attention.backends.cpu_attn import CPUAttentionBackend
 
     head_size = getattr(model_config, "head_dim", None) or model_config.hidden_size // model_config.num_attention_heads
