@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -24,17 +25,13 @@ ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "recipes" / "smoke_cpu.yaml"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def small_kv_cache(monkeypatch_module):
-    """vLLM's CPU build otherwise sizes its KV cache as a share of the machine's memory (also for the
-    scripts these tests start: they inherit the environment)."""
-    monkeypatch_module.setenv("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module():
-    with pytest.MonkeyPatch.context() as patch:
-        yield patch
+@pytest.fixture(autouse=True)
+def no_kv_cache_size_given(monkeypatch):
+    """Each test starts as a user would, without VLLM_CPU_KVCACHE_SPACE; what our code sets is undone after
+    (and monkeypatch then restores a value the caller had set)."""
+    monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
+    yield
+    os.environ.pop("VLLM_CPU_KVCACHE_SPACE", None)
 
 
 @pytest.fixture(scope="module")
@@ -49,10 +46,9 @@ def vllm_recipe(model_dir: Path, out: Path, *extra: str):
     return load_recipe(SMOKE, [f"model.name={model_dir}", f"output.dir={out}", "training.use_vllm=true", *extra])
 
 
-def test_grpo_train_generates_through_vllm_on_cpu(head32_model_dir, tmp_path, run_script, monkeypatch):
+def test_grpo_train_generates_through_vllm_on_cpu(head32_model_dir, tmp_path, run_script):
     # No KV cache size given, and vLLM's share of memory (2%) smaller than the trainer's process: vLLM's
     # own sizing (share minus the process's memory) would refuse to start; ours gives it an explicit size.
-    monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE")
     result = run_script("grpo_train", SMOKE, "--no-progress", "--set", f"model.name={head32_model_dir}",
                         "--set", f"output.dir={tmp_path}", "--set", "training.use_vllm=true",
                         "--set", "training.max_steps=2", "--set", "training.vllm_gpu_memory_utilization=0.02")
