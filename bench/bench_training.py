@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from report import ROOT, SHARED_DATA, write_section
 
@@ -96,18 +97,26 @@ def clock_our_callbacks(trainer) -> dict[str, float]:
     return spent
 
 
-def run_ours(recipe, generation_copy: bool) -> tuple[list[float], float]:
-    """Step times, and seconds per step spent in our callbacks (once-per-run events left out)."""
+class OurRun(NamedTuple):
+    times: list[float]  # seconds per optimizer step
+    callback_s_per_step: float  # in our callbacks, once-per-run events left out
+    startup_s: float  # prepare_training: model, data, trainer (and a vLLM engine where one is asked for)
+
+
+def run_ours(recipe, generation_copy: bool) -> OurRun:
+    """One run of grpo_train.py's trainer, timed."""
     from utils.training import prepare_training
 
     recipe.model.cpu_bf16_generation = generation_copy
+    start = time.perf_counter()
     run = prepare_training(recipe, force=True, progress=False)
+    startup = time.perf_counter() - start
     spent = clock_our_callbacks(run.trainer)
     timer = StepTimer()
     run.trainer.add_callback(timer)
     run.train()
     per_step = sum(seconds for name, seconds in spent.items() if name not in ONCE_PER_RUN)
-    return timer.times, per_step / max(len(timer.times), 1)
+    return OurRun(timer.times, per_step / max(len(timer.times), 1), startup)
 
 
 def run_bare(recipe, config_kwargs: dict, dtype=None) -> list[float]:
@@ -171,16 +180,16 @@ def compare(label: str, model: Path, data: str, steps: int, gens: int, prompts: 
             for side in (("ours", "bare") if r % 2 == 0 else ("bare", "ours")):
                 if side == "ours":
                     print(f"[{label}] round {r + 1}/{rounds}: ours, TRL's generation", flush=True)
-                    times, hooks = run_ours(recipe, generation_copy=False)
-                    ours_equal += times[1:]
-                    hook_seconds.append(hooks)
+                    run = run_ours(recipe, generation_copy=False)
+                    ours_equal += run.times[1:]
+                    hook_seconds.append(run.callback_s_per_step)
                 else:
                     print(f"[{label}] round {r + 1}/{rounds}: bare TRL, equal settings", flush=True)
                     bare_runs.append(run_bare(recipe, equal, dtype=dtype)[1:])
             if not defaults:
                 continue
             print(f"[{label}] round {r + 1}/{rounds}: ours, CPU defaults", flush=True)
-            ours += run_ours(recipe, generation_copy=True)[0][1:]
+            ours += run_ours(recipe, generation_copy=True).times[1:]
             print(f"[{label}] round {r + 1}/{rounds}: bare TRL, TRL defaults", flush=True)
             bare_defaults += run_bare(recipe, trl_defaults)[1:]
     bare = [t for run in bare_runs for t in run]

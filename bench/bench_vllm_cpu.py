@@ -18,10 +18,9 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from bench_training import SMOKE, StepTimer, workload_overrides
+from bench_training import SMOKE, OurRun, run_ours, workload_overrides
 from report import ROOT, SHARED_DATA, write_section
 
 from utils.cli import quiet_libraries
@@ -29,19 +28,12 @@ from utils.cli import quiet_libraries
 PROMPTS, GENS, TOKENS, STEPS, ROUNDS = 2, 4, 128, 5, 2
 
 
-def run(recipe, use_vllm: bool) -> tuple[list[float], float]:
-    """Step times and start-up seconds of one run."""
-    from utils.training import prepare_training
-
+def run(recipe, use_vllm: bool) -> OurRun:
+    """One timed run of grpo_train.py's trainer, generating through vLLM or through our CPU default."""
     recipe.training["use_vllm"] = use_vllm
-    recipe.training["generation_kwargs"] = {"min_tokens" if use_vllm else "min_new_tokens": TOKENS}
-    start = time.perf_counter()
-    prepared = prepare_training(recipe, force=True, progress=False)
-    startup = time.perf_counter() - start
-    timer = StepTimer()
-    prepared.trainer.add_callback(timer)
-    prepared.train()
-    return timer.times, startup
+    full_length = recipe.training["max_completion_length"]
+    recipe.training["generation_kwargs"] = {"min_tokens" if use_vllm else "min_new_tokens": full_length}
+    return run_ours(recipe, generation_copy=True)  # the copy is skipped where vLLM generates
 
 
 def main() -> int:
@@ -66,9 +58,9 @@ def main() -> int:
                 print(f"round {r + 1}/{ROUNDS}: {'vLLM' if use_vllm else 'bf16 merged copy'}", flush=True)
                 recipe = load_recipe(SMOKE, workload_overrides(model, Path(tmp), STEPS, GENS, PROMPTS, TOKENS,
                                                                str(gsm8k)))
-                step_times, startup = run(recipe, use_vllm)
-                times[use_vllm] += step_times[1:]
-                startups[use_vllm].append(startup)
+                timed = run(recipe, use_vllm)
+                times[use_vllm] += timed.times[1:]
+                startups[use_vllm].append(timed.startup_s)
     v, c = statistics.median(times[True]), statistics.median(times[False])
     sv, sc = statistics.median(startups[True]), statistics.median(startups[False])
     import trl
