@@ -34,9 +34,9 @@ CACHED_TARGET_S = 3.0
 def child(source: str, cache_dir: str) -> None:
     """One timed load_training_data call in this (fresh) process; prints a JSON line."""
     process_start = time.perf_counter()
+    from utils.config import load_recipe
     from utils.data import load_training_data
-    from utils.recipe import load_recipe
-    from utils.tiny_model import build_tokenizer
+    from utils.models import build_tokenizer
 
     overrides = [f"data.dataset={source}", f"data.cache_dir={cache_dir}"]
     if not SHARED_DATA.is_dir():
@@ -61,7 +61,7 @@ def child(source: str, cache_dir: str) -> None:
 def _distinct_symbolic_answers(parquet: Path) -> int:
     import pyarrow.parquet as pq
 
-    from utils.explore import answer_kind
+    from utils.data import answer_kind
 
     plain = {"integer", "decimal", "fraction", "choice letter", "proof / none", "missing"}
     answers = set(pq.read_table(parquet, columns=["answer"])["answer"].to_pylist())

@@ -154,9 +154,8 @@ def compare(label: str, model: Path, data: str, steps: int, gens: int, prompts: 
     attention builds a graph for every new key length during generation) over many steps, not just
     the first: measured on an H200, bare TRL run first took 13.9, 5.9, 5.0, ... 3.9 s/step, run
     second a flat 2.5-2.7 s. Without it, whichever side runs first loses."""
-    from utils.hardware import detect_hardware
-    from utils.modeling import torch_dtype
-    from utils.recipe import load_recipe
+    from utils.config import load_recipe
+    from utils.models import detect_hardware, torch_dtype
     from utils.training import grpo_config_kwargs
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -214,8 +213,7 @@ def main() -> int:
     quiet_libraries()
     if args.cuda:
         return main_cuda()
-    from utils.gguf_import import smollm2_checkpoint, smollm2_gguf
-    from utils.tiny_model import build_tiny_qwen2
+    from utils.models import build_tiny_qwen2, smollm2_checkpoint, smollm2_gguf
 
     gsm8k = SHARED_DATA / "gsm8k" / "train.jsonl"
     data = str(gsm8k) if gsm8k.is_file() else str(ROOT / "data" / "openr1_sample.jsonl")
@@ -259,7 +257,7 @@ def main() -> int:
 def main_cuda() -> int:
     import torch
 
-    from utils.tiny_model import build_tiny_qwen2
+    from utils.models import build_tiny_qwen2
 
     if not torch.cuda.is_available():
         print("bench_training --cuda: no CUDA GPU on this machine", file=sys.stderr)

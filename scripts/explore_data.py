@@ -16,8 +16,8 @@ from pathlib import Path
 import _bootstrap  # noqa: F401  (puts the repo root on sys.path)
 
 from utils.cli import run_main
-from utils.errors import UserError
-from utils.recipe import Recipe, load_recipe, parse_override, sections_from_dict
+from utils.config import Recipe, load_recipe, parse_override, sections_from_dict, set_path
+from utils.errors import UserError, first_line
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -43,13 +43,7 @@ def _recipe(args: argparse.Namespace) -> Recipe:
         key, value = parse_override(override)
         if not key.startswith(("data.", "prompt.")):
             raise UserError(f"--set {override}: only data.* and prompt.* apply to a bare dataset (or give a recipe)")
-        node = raw
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise UserError(f"--set {override}: {part} is a value, not a section")
-        node[parts[-1]] = value
+        set_path(raw, key, value, where=f"--set {override}")
     return sections_from_dict(raw, where="explore_data")
 
 
@@ -66,8 +60,7 @@ def _tokenizer(args: argparse.Namespace, recipe: Recipe):
     try:
         return AutoTokenizer.from_pretrained(path)
     except Exception as err:  # transformers raises OSError/ValueError with long texts
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(f"{path}: cannot load a tokenizer ({first})") from None
+        raise UserError(f"{path}: cannot load a tokenizer ({first_line(err)})") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     tokenizer = _tokenizer(args, recipe)
     name = re.sub(r"[^\w.-]+", "_", Path(args.target).stem if "." in Path(args.target).name else args.target)
     out = Path(args.out) if args.out else Path("checkpoints") / "explore" / name.strip("_")
-    from utils.explore import explore
+    from utils.data import explore
 
     exp = explore(recipe.data, recipe.prompt, out, tokenizer=tokenizer, samples=args.samples,
                   title=args.target, progress=not args.no_progress)

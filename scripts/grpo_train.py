@@ -13,10 +13,9 @@ import argparse
 import _bootstrap  # noqa: F401  (puts the repo root on sys.path)
 
 from utils.cli import run_main
-from utils.modeling import import_backend, resolve_backend
-from utils.plan import format_plan
-from utils.recipe import ModelSection, load_recipe, requested_backend
-from utils.training import run_training
+from utils.config import ModelSection, read_recipe
+from utils.models import import_backend, resolve_backend
+from utils.training import format_plan, run_training
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -33,10 +32,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    source = read_recipe(args.recipe, args.overrides)
     if not args.dry_run:  # Unsloth patches TRL on import: it must come before the recipe check imports TRL
         # (an invalid backend name resolves like auto here; the recipe check then reports it)
-        import_backend(resolve_backend(ModelSection(backend=requested_backend(args.recipe, args.overrides))))
-    recipe = load_recipe(args.recipe, args.overrides)
+        import_backend(resolve_backend(ModelSection(backend=source.requested_backend)))
+    recipe = source.build()
     print(format_plan(recipe), flush=True)
     if args.dry_run:
         return 0

@@ -10,7 +10,7 @@ import argparse
 import _bootstrap  # noqa: F401
 
 from utils.cli import run_main
-from utils.tiny_model import build_tiny_qwen2
+from utils.models import build_tiny_qwen2
 
 
 def main(argv: list[str] | None = None) -> int:

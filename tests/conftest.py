@@ -26,7 +26,7 @@ if str(ROOT) not in sys.path:
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from utils.tiny_model import build_tiny_qwen2
+    from utils.models import build_tiny_qwen2
 
     return build_tiny_qwen2(tmp_path_factory.mktemp("tiny-qwen2"))
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from utils.cpu_generation import Bf16GenerationCopy
+from utils.training import Bf16GenerationCopy
 
 
 def peft_model(model_dir, seed: int = 0):
@@ -76,7 +76,7 @@ def test_copy_of_a_fully_finetuned_model(tiny_model_dir, tiny_tokenizer):
 
 @pytest.mark.parametrize("enabled", [True, False])
 def test_training_samples_from_the_synced_copy(tiny_model_dir, tmp_path, enabled):
-    from utils.recipe import load_recipe
+    from utils.config import load_recipe
     from utils.training import prepare_training
 
     recipe = load_recipe(Path(__file__).resolve().parents[1] / "recipes" / "smoke_cpu.yaml", [

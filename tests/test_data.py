@@ -13,21 +13,23 @@ from pathlib import Path
 import pytest
 from conftest import OPENR1_COLUMNS, ROOT
 
-import utils.data as data_mod
+import utils.data._data as data_mod
 from utils.answers import is_parseable
+from utils.config import DataSection, FiltersSection, PromptSection, load_recipe
 from utils.data import (
     OUTPUT_COLUMNS,
+    SYSTEM_PROMPTS,
     NgramIndex,
+    build_messages,
     detect_format,
     load_adapted,
     load_training_data,
     normalized_words,
     prepare_data,
+    prompt_token_counts,
     split_indices,
 )
 from utils.errors import UserError
-from utils.prompts import SYSTEM_PROMPTS, build_messages, prompt_token_counts
-from utils.recipe import DataSection, FiltersSection, PromptSection, load_recipe
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import SAMPLE_OPENR1
 
-from utils.explore import answer_kind
+from utils.data import answer_kind
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -22,8 +22,8 @@ import pytest
 import torch
 from grpo_helpers import lora_weights, run_grpo_steps
 
-from utils.recipe import LoraSection, ModelSection
-from utils.unsloth_backend import load_with_unsloth, unsloth_grpo_overrides
+from utils.config import LoraSection, ModelSection
+from utils.models import load_with_unsloth, unsloth_grpo_overrides
 
 MODEL_ENV = "GRPO_GPU_TEST_MODEL"
 
@@ -57,7 +57,7 @@ def gpu_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         if not (path / "config.json").is_file():
             pytest.fail(f"{MODEL_ENV}={path}: not a model folder (no config.json)")
         return path
-    from utils.tiny_model import build_tiny_qwen2
+    from utils.models import build_tiny_qwen2
 
     return build_tiny_qwen2(tmp_path_factory.mktemp("gpu-qwen2"), hidden_size=256, layers=2)
 

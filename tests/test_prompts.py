@@ -3,8 +3,7 @@ chat template, and exact prompt-token counting (including the fast path of Promp
 
 import pytest
 
-from utils.errors import UserError
-from utils.prompts import (
+from utils.data import (
     PROMPT_FORMATS,
     SYSTEM_PROMPTS,
     PromptTokenCounter,
@@ -14,6 +13,7 @@ from utils.prompts import (
     render_prompts,
     tokens_at_most_bytes,
 )
+from utils.errors import UserError
 
 PROBLEM = "What is $\\frac{1}{2} + \\frac{1}{4}$?"
 

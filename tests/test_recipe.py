@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from utils.config import deep_merge, load_recipe, parse_override
 from utils.errors import UserError
-from utils.recipe import deep_merge, load_recipe, parse_override
 
 RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*.yaml"))
 

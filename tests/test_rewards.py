@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from utils.config import load_recipe, recipe_from_dict
 from utils.errors import UserError
-from utils.recipe import load_recipe, recipe_from_dict
 from utils.rewards import (
     REWARDS,
     accuracy,

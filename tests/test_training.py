@@ -15,9 +15,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from utils.config import load_recipe
 from utils.errors import UserError
-from utils.recipe import load_recipe
-from utils.runs import last_complete_checkpoint
+from utils.training import last_complete_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "recipes" / "smoke_cpu.yaml"
@@ -143,7 +143,7 @@ def test_run_folder_of_another_recipe_is_refused(lora_run, tmp_path, tiny_model_
     ("unsloth", False, "1.15.0", False),  # Unsloth's trainer brings its own loss
 ])
 def test_trl_without_a_cpu_path_is_refused_on_cpu(backend, cuda, trl, refused):
-    from utils.hardware import Hardware
+    from utils.models import Hardware
     from utils.training import check_trl_trains_here
 
     hw = Hardware(cuda=cuda, gpu_name="T4" if cuda else None, bf16=False, unsloth_installed=True, vllm_installed=False)
@@ -179,7 +179,7 @@ def test_full_finetuning_updates_the_model(tiny_model_dir, tmp_path):
 
 
 def test_adapter_starting_point_continues_that_adapter(lora_run, tmp_path, tiny_model_dir):
-    from utils.modeling import load_model_and_tokenizer
+    from utils.models import load_model_and_tokenizer
     from utils.training import run_training
 
     _, outcome = lora_run
@@ -235,7 +235,7 @@ def test_sigterm_saves_a_loadable_checkpoint_and_resume_works(tiny_model_dir, tm
 def test_plots_refresh_by_wall_time_and_always_at_the_end(tmp_path, interval, plotted_during_training):
     from types import SimpleNamespace
 
-    from utils.callbacks import RewardRecorder, RunMonitor
+    from utils.training import RewardRecorder, RunMonitor
 
     monitor = RunMonitor(tmp_path, RewardRecorder(), completions_every=0, completions_sample=0, plots=True,
                          plot_interval_s=interval, progress=False)

@@ -13,8 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 @pytest.mark.timeout(1500)
 def test_smollm2_two_grpo_steps_on_gsm8k(shared_data, tmp_path):
-    from utils.gguf_import import smollm2_checkpoint, smollm2_gguf
-    from utils.recipe import load_recipe
+    from utils.config import load_recipe
+    from utils.models import smollm2_checkpoint, smollm2_gguf
     from utils.training import run_training
 
     if smollm2_gguf() is None:

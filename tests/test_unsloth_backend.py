@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from utils.config import LoraSection, ModelSection, grpo_config_fields, load_recipe
 from utils.errors import UserError
-from utils.hardware import Hardware
-from utils.recipe import LoraSection, ModelSection, grpo_config_fields, load_recipe
-from utils.unsloth_backend import (
+from utils.models import (
     UNSLOTH_TARGET_MODULES,
+    Hardware,
     adapter_config,
     load_with_unsloth,
     target_modules_for_unsloth,
@@ -29,7 +29,7 @@ PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "
 
 
 def test_module_imports_without_importing_unsloth():
-    code = "import sys, utils.unsloth_backend; sys.exit('unsloth' in sys.modules or 'trl' in sys.modules)"
+    code = "import sys, utils.models; sys.exit('unsloth' in sys.modules or 'trl' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
 
@@ -136,10 +136,10 @@ def test_adapter_config_detects_adapter_folders(tmp_path):
 
 def test_fast_inference_without_cuda_is_a_user_error_before_unsloth_loads(monkeypatch):
     cpu = Hardware(cuda=False, gpu_name=None, bf16=False, unsloth_installed=True, vllm_installed=True)
-    monkeypatch.setattr("utils.unsloth_backend.detect_hardware", lambda: cpu)
+    monkeypatch.setattr("utils.models._unsloth.detect_hardware", lambda: cpu)
     with pytest.raises(UserError, match="fast_inference: true needs a CUDA GPU"):
         load_with_unsloth(ModelSection(name="unused", fast_inference=True), LoraSection(), seed=0)
     gpu_no_vllm = Hardware(cuda=True, gpu_name="T4", bf16=False, unsloth_installed=True, vllm_installed=False)
-    monkeypatch.setattr("utils.unsloth_backend.detect_hardware", lambda: gpu_no_vllm)
+    monkeypatch.setattr("utils.models._unsloth.detect_hardware", lambda: gpu_no_vllm)
     with pytest.raises(UserError, match="vLLM is not installed"):
         load_with_unsloth(ModelSection(name="unused", fast_inference=True), LoraSection(), seed=0)

@@ -15,8 +15,8 @@ import pytest
 import torch
 from grpo_helpers import lora_weights, run_grpo_steps
 
-from utils.recipe import LoraSection, ModelSection
-from utils.unsloth_backend import load_with_unsloth, unsloth_grpo_overrides
+from utils.config import LoraSection, ModelSection
+from utils.models import load_with_unsloth, unsloth_grpo_overrides
 
 pytestmark = [
     pytest.mark.unsloth,

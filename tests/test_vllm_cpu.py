@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from utils.config import load_recipe
 from utils.errors import UserError
-from utils.recipe import load_recipe
 
 pytestmark = [
     pytest.mark.vllm,
@@ -37,7 +37,7 @@ def no_kv_cache_size_given(monkeypatch):
 @pytest.fixture(scope="module")
 def head32_model_dir(tmp_path_factory) -> Path:
     """The tiny Qwen2 with 32-wide attention heads: vLLM's CPU attention has no kernel for the default 16."""
-    from utils.tiny_model import build_tiny_qwen2
+    from utils.models import build_tiny_qwen2
 
     return build_tiny_qwen2(tmp_path_factory.mktemp("tiny-head32"), hidden_size=64, heads=2, kv_heads=1)
 

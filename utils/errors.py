@@ -5,3 +5,9 @@ class UserError(Exception):
     """A problem in the user's input. Scripts print its message on one line and exit 2."""
 
     exit_code = 2
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of an exception's message (library errors often run to pages), else its type name."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

@@ -23,15 +23,9 @@ from transformers import TrainerCallback
 
 from utils.answers import extract_answer
 from utils.evaluation import evaluate_accuracy
-from utils.plots import plot_metrics
-from utils.runs import COMPLETIONS, METRICS, mark_complete
-
-
-def completion_text(completion: Any) -> str:
-    """TRL passes conversational completions as [{"role": "assistant", "content": ...}]."""
-    if isinstance(completion, list):
-        return "".join(m.get("content", "") for m in completion if isinstance(m, dict))
-    return str(completion)
+from utils.rewards import completion_text
+from utils.training._plots import plot_metrics
+from utils.training._run_dir import COMPLETIONS, METRICS, mark_complete
 
 
 def prompt_text(prompt: Any) -> str:

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from utils.errors import UserError
-from utils.hardware import Hardware, detect_hardware
-from utils.recipe import ModelSection, Recipe
+from utils.config import ModelSection, Recipe
+from utils.errors import UserError, first_line
+from utils.models._hardware import Hardware, detect_hardware
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class LoadedModel:
 
 def adapter_base(name: str) -> str | None:
     """If `name` is a local LoRA adapter folder, the base model it was trained on; else None."""
-    from utils.unsloth_backend import adapter_config  # pure helper: no Unsloth import
+    from utils.models._unsloth import adapter_config  # pure helper: no Unsloth import
 
     config = adapter_config(name)
     if config is None:
@@ -101,7 +101,7 @@ def load_tokenizer(name: str, model: ModelSection) -> Any:
             name, trust_remote_code=model.trust_remote_code, revision=model.revision
         )
     except OSError as err:
-        raise UserError(f"model.name: {name}: cannot load a tokenizer ({str(err).splitlines()[0]})") from None
+        raise UserError(f"model.name: {name}: cannot load a tokenizer ({first_line(err)})") from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token  # batched generation needs a pad token
     tokenizer.padding_side = "left"  # decoder-only generation pads on the left
@@ -136,7 +136,7 @@ def _load_hf(recipe: Recipe, hw: Hardware, backend: BackendChoice) -> LoadedMode
     try:
         model = AutoModelForCausalLM.from_pretrained(base, **kwargs)
     except OSError as err:
-        raise UserError(f"model.name: {base}: cannot load the model ({str(err).splitlines()[0]})") from None
+        raise UserError(f"model.name: {base}: cannot load the model ({first_line(err)})") from None
     model.config.use_cache = False  # training; generation turns the cache back on itself
 
     if m.load_in_4bit:
@@ -177,7 +177,7 @@ def load_model_and_tokenizer(recipe: Recipe, hw: Hardware | None = None) -> Load
     hw = hw or detect_hardware()
     backend = resolve_backend(recipe.model, hw)
     if backend.name == "unsloth":
-        from utils.unsloth_backend import load_with_unsloth
+        from utils.models._unsloth import load_with_unsloth
 
         model, tokenizer = load_with_unsloth(recipe.model, recipe.lora, seed=recipe.data.seed)
         base = adapter_base(recipe.model.name) or recipe.model.name

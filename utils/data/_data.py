@@ -36,11 +36,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from utils.errors import UserError
-from utils.prompts import PromptTokenCounter, build_messages, system_prompt
-from utils.recipe import DataSection, FiltersSection, PromptSection, Recipe
+from utils.config import DataSection, FiltersSection, PromptSection, Recipe
+from utils.data._prompts import PromptTokenCounter, build_messages, system_prompt
+from utils.errors import UserError, first_line
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 OPENR1_HUB_ID = "open-r1/OpenR1-Math-220k"
@@ -440,7 +440,7 @@ class _Reader:
         try:
             return list(pq.read_schema(path).names)
         except Exception as err:  # pyarrow raises ArrowInvalid / OSError for non-parquet bytes
-            raise UserError(f"{path}: not a readable parquet file ({_first_line(err)})") from None
+            raise UserError(f"{path}: not a readable parquet file ({first_line(err)})") from None
 
     def columns(self, files: Sequence[Path] | None = None) -> list[str]:
         if self.source.kind == "hub":
@@ -488,7 +488,7 @@ class _Reader:
         try:
             return concatenate_datasets(parts)
         except ValueError as err:
-            raise UserError(f"{self.source.name}: files have different column types ({_first_line(err)})") from None
+            raise UserError(f"{self.source.name}: files have different column types ({first_line(err)})") from None
 
     def _read_parquet(self, files: Sequence[Path], columns: Sequence[str]) -> Any:
         # datasets reads only the requested columns (OpenR1's generations are never decoded) into
@@ -502,7 +502,7 @@ class _Reader:
             return load_dataset("parquet", data_files=[str(p) for p in files], split="train",
                                 columns=list(columns), **kwargs)
         except Exception as err:
-            raise UserError(f"{self.source.name}: cannot read parquet ({_first_line(err)})") from None
+            raise UserError(f"{self.source.name}: cannot read parquet ({first_line(err)})") from None
 
     def _saved_dataset(self) -> Any:
         if self._saved is None:
@@ -511,7 +511,7 @@ class _Reader:
             try:
                 loaded = load_from_disk(str(self.source.path))
             except Exception as err:
-                raise UserError(f"{self.source.name}: cannot load saved datasets folder ({_first_line(err)})") from None
+                raise UserError(f"{self.source.name}: cannot load saved datasets folder ({first_line(err)})") from None
             if isinstance(loaded, DatasetDict):
                 if self.source.split not in loaded:
                     raise UserError(
@@ -538,11 +538,6 @@ def progress_bars(enabled: bool) -> Iterator[None]:
         yield
     finally:
         (datasets.enable_progress_bars if was else datasets.disable_progress_bars)()
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
 
 
 # ---------------------------------------------------------------------------------------------
@@ -591,7 +586,7 @@ def resolve_hub_revision(source: Source) -> str:
         # Pin the revision: the cache key then changes exactly when the hub data does.
         source.revision = str(HfApi().dataset_info(source.name, timeout=10).sha)
     except Exception as err:
-        raise UserError(f"{source.name}: cannot load from the hub ({_first_line(err)})") from None
+        raise UserError(f"{source.name}: cannot load from the hub ({first_line(err)})") from None
     return source.revision
 
 
@@ -604,7 +599,7 @@ def _load_hub(source: Source) -> Any:
     try:
         parts = [load_dataset(source.name, c, split=source.split, revision=source.revision) for c in configs]
     except Exception as err:  # network, missing repo/config/split: datasets' errors are long
-        raise UserError(f"{source.name}: cannot load from the hub ({_first_line(err)})") from None
+        raise UserError(f"{source.name}: cannot load from the hub ({first_line(err)})") from None
     return parts[0] if len(parts) == 1 else concatenate_datasets(parts)
 
 
@@ -1190,10 +1185,10 @@ def code_version() -> str:
     import datasets
 
     digest = hashlib.sha256(f"{_CACHE_VERSION}:{datasets.__version__}".encode())
-    for name in ("data.py", "prompts.py", "answers.py"):
-        path = Path(__file__).with_name(name)
-        if path.exists():
-            digest.update(path.read_bytes())
+    utils_dir = Path(__file__).resolve().parents[1]
+    for path in sorted([*utils_dir.joinpath("data").glob("*.py"), *utils_dir.joinpath("answers").glob("*.py")]):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
 

@@ -5,10 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-
-def render_prompts(tokenizer: Any, conversations: Sequence[list[dict]]) -> list[str]:
-    """Chat messages -> prompt strings through the tokenizer's chat template, ready for the assistant turn."""
-    return [tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in conversations]
+from utils.data import render_prompts
 
 
 def generate(
@@ -28,7 +25,7 @@ def generate(
     """
     import torch
 
-    texts = render_prompts(tokenizer, conversations)
+    texts = render_prompts(list(conversations), tokenizer)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     outputs: list[str] = [""] * len(texts)
     was_training = model.training

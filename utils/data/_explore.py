@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from utils.data import (
+from utils.config import DataSection, PromptSection
+from utils.data._data import (
     DATA_EXTENSIONS,
     FILTERS,
     LONG_PASS_ROWS,
@@ -32,9 +33,8 @@ from utils.data import (
     parseable_verdicts,
     progress_bars,
 )
+from utils.data._prompts import render_prompt
 from utils.errors import UserError
-from utils.prompts import render_prompt
-from utils.recipe import DataSection, PromptSection
 
 TOKEN_SAMPLE = 5000  # rows whose problems/solutions are tokenized for length percentiles
 PERCENTILES = (50, 90, 99)

@@ -34,9 +34,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from utils.config import LoraSection, ModelSection
 from utils.errors import UserError
-from utils.hardware import detect_hardware
-from utils.recipe import LoraSection, ModelSection
+from utils.models._hardware import detect_hardware
 
 # What `all-linear` means for the Qwen2 / Llama family: every projection of attention and MLP, never
 # lm_head. Unsloth's fast LoRA kernels are written for exactly these names (its own default list).

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from utils.errors import UserError
-from utils.hardware import Hardware, detect_hardware
-from utils.recipe import Recipe
+from utils.config import Recipe
+from utils.errors import UserError, first_line
+from utils.models import Hardware, detect_hardware
 
 # Our defaults where TRL's do not suit a run folder people read: log every step (metrics.jsonl and
 # plots need it), no external trackers, keep the last few checkpoints only.
@@ -49,14 +49,14 @@ def check_trl_trains_here(backend: str, hw: Hardware, trl_version: str | None = 
 
 
 def grpo_config_kwargs(recipe: Recipe, hw: Hardware | None = None, **extra: Any) -> dict[str, Any]:
-    from utils.modeling import resolve_backend
+    from utils.models import resolve_backend
 
     hw = hw or detect_hardware()
     backend = resolve_backend(recipe.model, hw).name
     check_trl_trains_here(backend, hw)
     backend_values: dict[str, Any] = {}
     if backend == "unsloth":
-        from utils.unsloth_backend import unsloth_grpo_overrides
+        from utils.models import unsloth_grpo_overrides
 
         backend_values = unsloth_grpo_overrides(recipe.model)  # vLLM colocate, dtype agreement
     kwargs: dict[str, Any] = {**RUN_DEFAULTS, **machine_defaults(hw), **backend_values, **extra, **recipe.training}
@@ -78,8 +78,7 @@ def build_grpo_config(recipe: Recipe, hw: Hardware | None = None, **extra: Any) 
     try:
         return GRPOConfig(**kwargs)
     except (ValueError, TypeError) as err:
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(f"training: TRL rejects these settings: {first_line}") from None
+        raise UserError(f"training: TRL rejects these settings: {first_line(err)}") from None
 
 
 def trl_default_config(output_dir: str, hw: Hardware | None = None) -> Any:
@@ -129,7 +128,7 @@ class PreparedRun:
     train_rows: int
 
     def train(self) -> TrainOutcome:
-        from utils.runs import last_complete_checkpoint
+        from utils.training._run_dir import last_complete_checkpoint
 
         self.trainer.train(resume_from_checkpoint=str(self.resume_from) if self.resume_from else None)
         best = self.evaluator.best if self.evaluator and self.evaluator.best >= 0 else None
@@ -143,11 +142,11 @@ def prepare_training(recipe: Recipe, resume: bool = False, force: bool = False, 
     Every check that can fail on user input runs before the run folder is written to.
     """
     # heavy modules load here, not at import: `--dry-run` and recipe checks stay fast
-    from utils.callbacks import EvalCallback, GracefulStop, RewardRecorder, RunMonitor
     from utils.data import load_training_data
-    from utils.modeling import import_backend, load_model_and_tokenizer, resolve_backend
+    from utils.models import import_backend, load_model_and_tokenizer, resolve_backend
     from utils.rewards import build_reward_functions
-    from utils.runs import COMPLETIONS, METRICS, RESOLVED_RECIPE, prepare_run_dir, step_of, truncate_jsonl
+    from utils.training._callbacks import EvalCallback, GracefulStop, RewardRecorder, RunMonitor
+    from utils.training._run_dir import COMPLETIONS, METRICS, RESOLVED_RECIPE, prepare_run_dir, step_of, truncate_jsonl
 
     hw = detect_hardware()
     resume_from = prepare_run_dir(recipe, resume=resume, force=force)
@@ -163,7 +162,7 @@ def prepare_training(recipe: Recipe, resume: bool = False, force: bool = False, 
     config = build_grpo_config(recipe, hw, reward_weights=weights, disable_tqdm=True)
     vllm_on_cpu = config.use_vllm and config.vllm_mode == "colocate" and not hw.cuda  # server mode: its own machine
     if vllm_on_cpu:
-        from utils.vllm_cpu import check_vllm_runs_on_cpu, size_kv_cache
+        from utils.training._vllm_cpu import check_vllm_runs_on_cpu, size_kv_cache
 
         check_vllm_runs_on_cpu(loaded.model.config, recipe.model.load_in_4bit)
         size_kv_cache()
@@ -196,11 +195,11 @@ def prepare_training(recipe: Recipe, resume: bool = False, force: bool = False, 
     )
     trainer.remove_callback(PrinterCallback)  # our progress bar and metrics.jsonl replace raw log dicts
     if vllm_on_cpu:
-        from utils.vllm_cpu import reload_weights_in_place
+        from utils.training._vllm_cpu import reload_weights_in_place
 
         reload_weights_in_place(trainer.vllm_generation)
     if uses_cpu_bf16_generation(recipe, hw, config, loaded.backend.name):
-        from utils.cpu_generation import use_generation_copy
+        from utils.training._cpu_generation import use_generation_copy
 
         use_generation_copy(trainer)
     return PreparedRun(trainer, run_dir, resume_from, stop, evaluator, len(data.train))

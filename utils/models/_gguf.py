@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from utils.errors import UserError
+from utils.errors import UserError, first_line
 
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -28,7 +28,7 @@ def convert_gguf(gguf_path: str | Path, out_dir: str | Path) -> Path:
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
         loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)
     except (OSError, ValueError, KeyError) as err:
-        raise UserError(f"{gguf_path}: cannot read as a GGUF model ({str(err).splitlines()[0]})") from None
+        raise UserError(f"{gguf_path}: cannot read as a GGUF model ({first_line(err)})") from None
     config_dict = loaded.config.to_dict()
     config_dict.pop("quantization_config", None)
     config = AutoConfig.for_model(**config_dict)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from utils.hardware import Hardware, detect_hardware
-from utils.modeling import resolve_backend
-from utils.recipe import Recipe
-from utils.training import build_grpo_config, differences_from_trl, uses_cpu_bf16_generation
+from utils.config import Recipe
+from utils.models import Hardware, detect_hardware, resolve_backend
+from utils.training._setup import build_grpo_config, differences_from_trl, uses_cpu_bf16_generation
 
 
 def _reward_line(name: str, spec: object) -> str:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from utils.answers import extract_answer, verify_batch
-from utils.generation import generate
+from utils.evaluation._generation import generate
 
 
 @dataclass

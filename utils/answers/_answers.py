@@ -63,7 +63,7 @@ MAX_NESTING = 25
 MAX_POWER_DEPTH = 2  # 9^{9^{9}} is depth 3: no real answer needs it, and it never finishes
 MAX_EXPONENT_DIGITS = 5
 MAX_NUMBER_DIGITS = 400
-_WORKER_SCRIPT = Path(__file__).with_name("_verify_worker.py")
+_WORKER_SCRIPT = Path(__file__).with_name("_worker.py")
 
 
 # ---------------------------------------------------------------------------------------------

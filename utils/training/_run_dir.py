@@ -12,8 +12,8 @@ from pathlib import Path
 
 import yaml
 
+from utils.config import Recipe
 from utils.errors import UserError
-from utils.recipe import Recipe
 
 RESOLVED_RECIPE = "recipe.resolved.yaml"
 COMPLETE_MARKER = "checkpoint.complete"  # written after TRL/transformers finished every file of a checkpoint

@@ -1,0 +1,249 @@
+"""Validation: a raw recipe mapping -> a typed Recipe, every mistake a UserError naming the key and the fix."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import enum
+import re
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+from utils.config._sections import DEFAULT_REWARDS, SECTIONS, TOP_LEVEL_KEYS, TRAINING_RESERVED, Recipe
+from utils.errors import UserError
+
+
+def recipe_from_dict(raw: dict[str, Any], where: str = "recipe", source: Path | None = None) -> Recipe:
+    """Validate a recipe mapping (no `extends`) and build the Recipe."""
+    unknown = [k for k in raw if k not in TOP_LEVEL_KEYS or k == "extends"]
+    for key in unknown:
+        raise UserError(f"{where}: {_unknown_key_message(str(key), TOP_LEVEL_KEYS[1:])}")
+    kwargs: dict[str, Any] = {"source": source}
+    for name, cls in SECTIONS.items():
+        kwargs[name] = _build_section(cls, raw.get(name, {}), name, where)
+    kwargs["rewards"] = _check_rewards(raw.get("rewards", DEFAULT_REWARDS), where)
+    kwargs["training"] = check_training(raw.get("training", {}), where)
+    recipe = Recipe(**kwargs)
+    _check_consistency(recipe, where)
+    return recipe
+
+
+def sections_from_dict(raw: dict[str, Any], where: str = "recipe") -> Recipe:
+    """A Recipe validated like `recipe_from_dict` but without a `training:` section, so without
+    importing TRL (seconds): for tools that only need the data/prompt settings (explore_data.py)."""
+    if raw.get("training"):
+        raise UserError(f"{where}: training: not used here (give a recipe file to set training values)")
+    for key in raw:
+        if key not in TOP_LEVEL_KEYS or key == "extends":
+            raise UserError(f"{where}: {_unknown_key_message(str(key), TOP_LEVEL_KEYS[1:])}")
+    kwargs: dict[str, Any] = {name: _build_section(cls, raw.get(name, {}), name, where) for name, cls in SECTIONS.items()}
+    recipe = Recipe(**kwargs, rewards=_check_rewards(raw.get("rewards", DEFAULT_REWARDS), where))
+    _check_consistency(recipe, where)
+    return recipe
+
+
+def _unknown_key_message(key: str, valid: typing.Iterable[str], section: str = "") -> str:
+    valid = list(valid)
+    full = f"{section}.{key}" if section else key
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+    hint = f" (did you mean '{close[0]}'?)" if close else f" (valid keys: {', '.join(valid)})"
+    if len(valid) > 40 and not close:
+        hint = ""
+    return f"{full}: unknown key{hint}"
+
+
+def _build_section(cls: type, values: Any, prefix: str, where: str) -> Any:
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise UserError(f"{where}: {prefix}: expected a mapping of keys, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in values:
+        if key not in names:
+            raise UserError(f"{where}: {_unknown_key_message(str(key), names, prefix)}")
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in values:
+            continue
+        key = f"{prefix}.{f.name}"
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            kwargs[f.name] = _build_section(tp, values[f.name], key, where)
+            continue
+        value = coerce(values[f.name], tp, key, where)
+        choices = f.metadata.get("choices")
+        if choices and value not in choices:
+            raise UserError(f"{where}: {key}: {value!r} is not one of {', '.join(choices)}")
+        kwargs[f.name] = value
+    return cls(**kwargs)
+
+
+def _type_name(tp: Any) -> str:
+    if tp is type(None):
+        return "null"
+    if tp is Any:
+        return "any value"
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (list, tuple):
+        args = typing.get_args(tp)
+        return f"list of {_type_name(args[0])}" if args else "list"
+    if origin is dict:
+        return "mapping"
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return "one of " + ", ".join(repr(m.value) for m in tp)
+    return getattr(tp, "__name__", str(tp))
+
+
+# A plain decimal or scientific number, as YAML 1.1 leaves `1e-5` unparsed (a string).
+NUMBER_PATTERN = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def coerce(value: Any, tp: Any, key: str, where: str) -> Any:
+    """Check `value` against type hint `tp`; returns the value (numeric strings -> float)."""
+    ok, result = _try_coerce(value, tp)
+    if not ok:
+        raise UserError(f"{where}: {key}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+    return result
+
+
+def _try_coerce(value: Any, tp: Any) -> tuple[bool, Any]:
+    if tp is Any or tp is object:
+        return True, value
+    if tp is type(None):
+        return value is None, value
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        # exact matches first, so "1e-5" stays a str where str is allowed
+        for arg in typing.get_args(tp):
+            if arg not in (float,) and _try_coerce(value, arg)[0]:
+                return _try_coerce(value, arg)
+        for arg in typing.get_args(tp):
+            ok, result = _try_coerce(value, arg)
+            if ok:
+                return True, result
+        return False, value
+    if origin is typing.Literal:
+        return value in typing.get_args(tp), value
+    if origin in (list, tuple):
+        if not isinstance(value, list):
+            return False, value
+        args = typing.get_args(tp)
+        inner = args[0] if args else Any
+        items = []
+        for item in value:
+            ok, item = _try_coerce(item, inner)
+            if not ok:
+                return False, value
+            items.append(item)
+        return True, items
+    if origin is dict or tp is dict:
+        return isinstance(value, dict), value
+    if tp is bool:
+        return isinstance(value, bool), value
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if tp is float:
+        if isinstance(value, bool):
+            return False, value
+        if isinstance(value, (int, float)):
+            return True, float(value)
+        # YAML 1.1 reads `1e-5` as a string; users mean a number
+        if isinstance(value, str) and NUMBER_PATTERN.match(value.strip()):
+            return True, float(value)
+        return False, value
+    if tp is str:
+        return isinstance(value, str), value
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        values = {m.value for m in tp}
+        return (value in values or isinstance(value, tp)), value
+    if isinstance(tp, type):
+        return isinstance(value, tp), value
+    return True, value  # an annotation we cannot check (rare TRL types): TRL checks it later
+
+
+def _check_rewards(rewards: Any, where: str) -> dict[str, Any]:
+    from utils.rewards import check_reward  # lazy: the registry pulls in utils.answers
+
+    if not isinstance(rewards, dict) or not rewards:
+        raise UserError(f"{where}: rewards: expected a mapping of reward name -> weight, got {rewards!r}")
+    checked: dict[str, Any] = {}
+    for name, spec in rewards.items():
+        key = f"rewards.{name}"
+        problem = check_reward(str(name), spec)
+        if problem:
+            raise UserError(f"{where}: {problem}")
+        if isinstance(spec, dict):
+            if "weight" not in spec:
+                raise UserError(f"{where}: {key}: a reward given as a mapping needs a 'weight'")
+            spec = dict(spec, weight=coerce(spec["weight"], float, f"{key}.weight", where))
+        else:
+            spec = coerce(spec, float, key, where)
+        checked[str(name)] = spec
+    return checked
+
+
+def grpo_config_fields() -> dict[str, Any]:
+    """Init fields of the installed TRL's GRPOConfig, name -> type hint."""
+    from trl import GRPOConfig  # heavy import: only when a recipe is validated
+
+    return {f.name: f.type for f in dataclasses.fields(GRPOConfig) if f.init}
+
+
+def check_training(training: Any, where: str) -> dict[str, Any]:
+    """Check `training:` keys and value types against the installed TRL's GRPOConfig."""
+    if training is None:
+        return {}
+    if not isinstance(training, dict):
+        raise UserError(f"{where}: training: expected a mapping of GRPOConfig fields, got {training!r}")
+    fields = grpo_config_fields()
+    checked = {}
+    for key, value in training.items():
+        full = f"training.{key}"
+        if key in TRAINING_RESERVED:
+            raise UserError(f"{where}: {full}: {TRAINING_RESERVED[key]}")
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.6)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise UserError(f"{where}: {full}: not a field of TRL's GRPOConfig{hint}")
+        checked[key] = coerce(value, fields[key], full, where)
+    return checked
+
+
+def _check_consistency(recipe: Recipe, where: str) -> None:
+    """Rules across keys that a per-key type check cannot see."""
+    for key in ("subset",):
+        value = getattr(recipe.data, key)
+        if value is not None and value <= 0:
+            raise UserError(f"{where}: data.{key}: must be a positive number of problems, got {value}")
+    if recipe.data.validation < 0:
+        raise UserError(f"{where}: data.validation: must be >= 0, got {recipe.data.validation}")
+    if recipe.eval.every_steps < 0:
+        raise UserError(f"{where}: eval.every_steps: must be >= 0 (0 disables), got {recipe.eval.every_steps}")
+    if recipe.lora.r <= 0:
+        raise UserError(f"{where}: lora.r: must be positive, got {recipe.lora.r}")
+    if not 0.0 < recipe.model.gpu_memory_utilization <= 1.0:
+        raise UserError(
+            f"{where}: model.gpu_memory_utilization: must be in (0, 1], got {recipe.model.gpu_memory_utilization}"
+        )
+    columns = recipe.data.columns
+    if recipe.data.format == "generic" and ("problem" not in columns or not {"answer", "solution"} & set(columns)):
+        raise UserError(
+            f"{where}: data.columns: the generic format needs a 'problem' column and an 'answer' "
+            "(or 'solution') column, e.g. {problem: question, answer: final_answer}"
+        )
+    filters = recipe.data.filters
+    if filters.decontaminate_ngram < 1:
+        raise UserError(f"{where}: data.filters.decontaminate_ngram: must be >= 1, got {filters.decontaminate_ngram}")
+    if filters.max_prompt_tokens is not None and filters.max_prompt_tokens <= 0:
+        raise UserError(f"{where}: data.filters.max_prompt_tokens: must be positive, got {filters.max_prompt_tokens}")
+    if filters.min_correctness_count is not None and filters.min_correctness_count < 0:
+        raise UserError(
+            f"{where}: data.filters.min_correctness_count: must be >= 0, got {filters.min_correctness_count}"
+        )

@@ -1,0 +1,46 @@
+"""One GRPO run: set-up, run folder, callbacks, plots, generation helpers.
+
+The callbacks and the CPU generation copy import transformers; they load on first use (PEP 562), so that
+`import utils.training` stays light and Unsloth can still be imported before TRL and transformers.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from utils.training._plan import format_plan
+from utils.training._run_dir import last_complete_checkpoint
+from utils.training._setup import (
+    build_grpo_config,
+    check_trl_trains_here,
+    grpo_config_kwargs,
+    prepare_training,
+    run_training,
+)
+
+if TYPE_CHECKING:
+    from utils.training._callbacks import RewardRecorder, RunMonitor
+    from utils.training._cpu_generation import Bf16GenerationCopy
+
+_LAZY = {"RewardRecorder": "_callbacks", "RunMonitor": "_callbacks", "Bf16GenerationCopy": "_cpu_generation"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [
+    "Bf16GenerationCopy",
+    "RewardRecorder",
+    "RunMonitor",
+    "build_grpo_config",
+    "check_trl_trains_here",
+    "format_plan",
+    "grpo_config_kwargs",
+    "last_complete_checkpoint",
+    "prepare_training",
+    "run_training",
+]
