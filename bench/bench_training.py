@@ -161,13 +161,15 @@ def compare(label: str, model: Path, data: str, steps: int, gens: int, prompts: 
     with tempfile.TemporaryDirectory() as tmp:
         recipe = load_recipe(SMOKE, workload_overrides(model, Path(tmp), steps, gens, prompts, tokens, data))
         recipe.training["generation_kwargs"] = {"min_new_tokens": tokens}
-        equal = {**grpo_config_kwargs(recipe), "disable_tqdm": True}
+        hw = detect_hardware()
+        # bare TRL gets our GRPOConfig values for the hf backend, the one both sides train through
+        equal = {**grpo_config_kwargs(recipe, hw, "hf"), "disable_tqdm": True}
         trl_defaults = {"output_dir": str(Path(tmp) / "trl"), "use_cpu": True, "disable_tqdm": True,
                         "report_to": "none", "save_strategy": "no",
                         **{k: recipe.training[k] for k in ("max_steps", "num_generations", "learning_rate",
                                                            "per_device_train_batch_size", "max_completion_length",
                                                            "generation_kwargs")}}
-        dtype = torch_dtype(recipe.model.dtype, detect_hardware())
+        dtype = torch_dtype(recipe.model.dtype, hw)
         ours_equal, ours, bare_defaults = [], [], []
         bare_runs: list[list[float]] = []  # one per round: their spread is the noise floor
         hook_seconds: list[float] = []

@@ -13,9 +13,8 @@ import argparse
 import _bootstrap  # noqa: F401  (puts the repo root on sys.path)
 
 from utils.cli import run_main
-from utils.config import ModelSection, read_recipe
-from utils.models import import_backend, resolve_backend
-from utils.training import format_plan, run_training
+from utils.config import read_recipe
+from utils.training import format_plan, run_training, set_up_run
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -32,15 +31,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    source = read_recipe(args.recipe, args.overrides)
-    if not args.dry_run:  # Unsloth patches TRL on import: it must come before the recipe check imports TRL
-        # (an invalid backend name resolves like auto here; the recipe check then reports it)
-        import_backend(resolve_backend(ModelSection(backend=source.requested_backend)))
-    recipe = source.build()
-    print(format_plan(recipe), flush=True)
+    setup = set_up_run(read_recipe(args.recipe, args.overrides))
+    print(format_plan(setup), flush=True)
     if args.dry_run:
         return 0
-    outcome = run_training(recipe, resume=args.resume, force=args.force, progress=not args.no_progress)
+    outcome = run_training(setup, resume=args.resume, force=args.force, progress=not args.no_progress)
     if outcome.stopped_by:
         print(f"stopped by {outcome.stopped_by} at step {outcome.global_step}; checkpoint: {outcome.last_checkpoint}")
         print(f"continue with: python scripts/grpo_train.py {args.recipe} --resume")

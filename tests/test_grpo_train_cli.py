@@ -54,3 +54,41 @@ def test_use_vllm_without_vllm_exits_2_and_says_how_to_get_it(run_script, tmp_pa
     assert result.returncode == 2
     assert result.stderr.strip() == ("error: training.use_vllm: true, but vLLM is not installed here (make setup-gpu "
                                      "on a CUDA machine, make setup-vllm for vLLM's CPU build)")
+
+
+def _adapter_without_base(tmp_path):
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text('{"base_model_name_or_path": "%s"}' % (tmp_path / "gone"))
+    return adapter
+
+
+# What the run would read only after minutes of loading fails in --dry-run already (exit 2, one line).
+MISSING_PATHS = {
+    "data": (lambda tmp: ["data.dataset=" + str(tmp / "nope.jsonl")], "nope.jsonl: file not found"),
+    "decontaminate": (lambda tmp: ["data.filters.decontaminate=[" + str(tmp / "evalset.jsonl") + "]"],
+                      "data.filters.decontaminate: '"),
+    "model": (lambda tmp: ["model.name=" + str(tmp / "no-model")], "model.name: " + "{tmp}/no-model: no such folder"),
+    "adapter_base": (lambda tmp: ["model.name=" + str(_adapter_without_base(tmp))],
+                     "the adapter's base model: {tmp}/gone: no such folder"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MISSING_PATHS))
+def test_dry_run_checks_every_path_the_run_reads(run_script, tmp_path, tiny_model_dir, case):
+    make_overrides, expected = MISSING_PATHS[case]
+    sets = [f"model.name={tiny_model_dir}", f"output.dir={tmp_path / 'runs'}", *make_overrides(tmp_path)]
+    args = [a for s in sets for a in ("--set", s)]
+    result = run_script("grpo_train", "recipes/smoke_cpu.yaml", *args, "--dry-run")
+    assert result.returncode == 2, result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected.format(tmp=tmp_path) in lines[0], result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_dry_run_passes_when_every_path_exists(run_script, tmp_path, tiny_model_dir):
+    result = run_script("grpo_train", "recipes/smoke_cpu.yaml", "--set", f"model.name={tiny_model_dir}",
+                        "--set", f"output.dir={tmp_path / 'runs'}", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "generation: bf16 merged copy of the policy (CPU)" in result.stdout
+    assert not (tmp_path / "runs").exists()

@@ -21,6 +21,8 @@ from utils.data._data import (
     parseable_verdicts,
     prepare_data,
     progress_bars,
+    resolve_eval_set,
+    resolve_source,
     split_indices,
 )
 from utils.data._explore import answer_kind, explore
@@ -63,6 +65,8 @@ __all__ = [
     "parseable_verdicts",
     "prepare_data",
     "progress_bars",
+    "resolve_eval_set",
+    "resolve_source",
     "prompt_token_counts",
     "render_prompt",
     "render_prompts",

@@ -2,7 +2,16 @@
 
 from utils.models._gguf import smollm2_checkpoint, smollm2_gguf
 from utils.models._hardware import Hardware, detect_hardware
-from utils.models._loading import import_backend, load_model_and_tokenizer, resolve_backend, torch_dtype
+from utils.models._loading import (
+    BackendChoice,
+    LoadedModel,
+    adapter_base,
+    check_model_source,
+    import_backend,
+    load_model_and_tokenizer,
+    resolve_backend,
+    torch_dtype,
+)
 from utils.models._tiny import build_tiny_qwen2, build_tokenizer
 from utils.models._unsloth import (
     UNSLOTH_TARGET_MODULES,
@@ -15,6 +24,10 @@ from utils.models._unsloth import (
 )
 
 __all__ = [
+    "BackendChoice",
+    "LoadedModel",
+    "adapter_base",
+    "check_model_source",
     "Hardware",
     "UNSLOTH_TARGET_MODULES",
     "adapter_config",

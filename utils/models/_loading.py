@@ -17,12 +17,14 @@ class BackendChoice:
     reason: str
 
 
-def resolve_backend(model: ModelSection, hardware: Hardware | None = None) -> BackendChoice:
-    """Pick the backend the recipe asks for, or for `auto` the best one this machine can run."""
-    hw = hardware or detect_hardware()
-    if model.backend == "hf":
+def resolve_backend(requested: str, hw: Hardware) -> BackendChoice:
+    """Pick the backend a recipe's `model.backend` asks for, or for `auto` the best one this machine can run.
+
+    The one place the backend is decided. An unknown name resolves like `auto`: recipe validation reports it.
+    """
+    if requested == "hf":
         return BackendChoice("hf", "the recipe asks for model.backend: hf")
-    if model.backend == "unsloth":
+    if requested == "unsloth":
         if not hw.unsloth_installed:
             raise UserError(
                 "model.backend: unsloth, but Unsloth is not installed here "
@@ -75,12 +77,17 @@ def adapter_base(name: str) -> str | None:
     return str(base)
 
 
-def _check_source(name: str) -> None:
-    """Fail fast and clearly where a path-looking name does not exist (instead of a hub lookup error)."""
-    first = Path(name).parts[0] if Path(name).parts else name
-    looks_local = name.startswith((".", "/", "~")) or Path(first).is_dir()
-    if looks_local and not Path(name).expanduser().exists():
-        raise UserError(f"model.name: {name}: no such folder (and not a hub id of the form owner/name)")
+def check_model_source(name: str) -> None:
+    """Fail fast where `model.name` (or the base an adapter folder names) is a path that does not exist,
+    instead of a hub lookup error after seconds; an adapter folder's own config must name its base."""
+    base = adapter_base(name)
+    for path, what in ((name, "model.name"), (base, f"model.name: {name}: the adapter's base model")):
+        if path is None:
+            continue
+        first = Path(path).parts[0] if Path(path).parts else path
+        looks_local = path.startswith((".", "/", "~")) or Path(first).is_dir()
+        if looks_local and not Path(path).expanduser().exists():
+            raise UserError(f"{what}: {path}: no such folder (and not a hub id of the form owner/name)")
 
 
 def torch_dtype(choice: str, hw: Hardware) -> Any:
@@ -117,7 +124,7 @@ def _load_hf(recipe: Recipe, hw: Hardware, backend: BackendChoice) -> LoadedMode
     m = recipe.model
     adapter = m.name if adapter_base(m.name) else None
     base = adapter_base(m.name) or m.name
-    _check_source(base)
+    check_model_source(m.name)
     # an adapter folder saved by us carries the tokenizer (chat template included); else the base's
     has_own_tokenizer = adapter is not None and (Path(adapter) / "tokenizer_config.json").exists()
     tokenizer = load_tokenizer(adapter if has_own_tokenizer else base, m)
@@ -172,10 +179,12 @@ def _apply_lora(model: Any, recipe: Recipe, adapter: str | None) -> Any:
     return get_peft_model(model, config)
 
 
-def load_model_and_tokenizer(recipe: Recipe, hw: Hardware | None = None) -> LoadedModel:
-    """Model (with LoRA applied or adapter resumed) and tokenizer, through the backend the recipe resolves to."""
+def load_model_and_tokenizer(recipe: Recipe, hw: Hardware | None = None,
+                             backend: BackendChoice | None = None) -> LoadedModel:
+    """Model (with LoRA applied or adapter resumed) and tokenizer, through `backend` (a training run passes the
+    one its set-up chose; a standalone caller gets the recipe's, resolved for this machine)."""
     hw = hw or detect_hardware()
-    backend = resolve_backend(recipe.model, hw)
+    backend = backend or resolve_backend(recipe.model.backend, hw)
     if backend.name == "unsloth":
         from utils.models._unsloth import load_with_unsloth
 

@@ -1,4 +1,4 @@
-"""One GRPO run: set-up, run folder, callbacks, plots, generation helpers.
+"""One GRPO run: set-up built once, GRPOConfig, the trainer, run folder, callbacks, plots, generation helpers.
 
 The callbacks and the CPU generation copy import transformers; they load on first use (PEP 562), so that
 `import utils.training` stays light and Unsloth can still be imported before TRL and transformers.
@@ -9,15 +9,11 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from utils.training._config import build_grpo_config, check_trl_trains_here, differences_from_trl, grpo_config_kwargs
 from utils.training._plan import format_plan
 from utils.training._run_dir import last_complete_checkpoint
-from utils.training._setup import (
-    build_grpo_config,
-    check_trl_trains_here,
-    grpo_config_kwargs,
-    prepare_training,
-    run_training,
-)
+from utils.training._setup import RunSetup, check_run_paths, reward_weights, set_up_run
+from utils.training._trainer import PreparedRun, TrainOutcome, prepare_training, run_training
 
 if TYPE_CHECKING:
     from utils.training._callbacks import RewardRecorder, RunMonitor
@@ -34,13 +30,20 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "Bf16GenerationCopy",
+    "PreparedRun",
     "RewardRecorder",
     "RunMonitor",
+    "RunSetup",
+    "TrainOutcome",
     "build_grpo_config",
+    "check_run_paths",
     "check_trl_trains_here",
+    "differences_from_trl",
     "format_plan",
     "grpo_config_kwargs",
     "last_complete_checkpoint",
     "prepare_training",
+    "reward_weights",
     "run_training",
+    "set_up_run",
 ]

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from utils.config import Recipe
-from utils.models import Hardware, detect_hardware, resolve_backend
-from utils.training._setup import build_grpo_config, differences_from_trl, uses_cpu_bf16_generation
+from utils.training._config import differences_from_trl
+from utils.training._setup import RunSetup
 
 
 def _reward_line(name: str, spec: object) -> str:
@@ -16,27 +13,16 @@ def _reward_line(name: str, spec: object) -> str:
     return f"{name} x {spec}"
 
 
-def _generation(recipe: Recipe, hw: Hardware, config: Any, backend: str) -> str:
-    if recipe.model.fast_inference and backend == "unsloth":
-        return "vLLM (Unsloth's engine)"
-    if config.use_vllm:
-        return f"vLLM (TRL, {config.vllm_mode})"
-    if uses_cpu_bf16_generation(recipe, hw, config, backend):
-        return "bf16 merged copy of the policy (CPU)"
-    return "transformers generate"
-
-
-def format_plan(recipe: Recipe, hw: Hardware | None = None) -> str:
-    hw = hw or detect_hardware()
-    backend = resolve_backend(recipe.model, hw)
-    config = build_grpo_config(recipe, hw)
+def format_plan(setup: RunSetup) -> str:
+    """What the run will do, as `grpo_train.py` prints it before training (and `--dry-run` alone)."""
+    recipe, hw, backend, config = setup.recipe, setup.hardware, setup.backend, setup.config
     m, d, lora = recipe.model, recipe.data, recipe.lora
     lines = [
         f"Recipe     {recipe.source or '(in memory)'}",
         f"Machine    {hw.describe()}",
         f"Model      {m.name}" + (f" @ {m.revision}" if m.revision else ""),
         f"Backend    {backend.name}: {backend.reason}",
-        f"           4-bit: {'yes' if m.load_in_4bit else 'no'}; generation: {_generation(recipe, hw, config, backend.name)}"
+        f"           4-bit: {'yes' if m.load_in_4bit else 'no'}; generation: {setup.generation}"
         + f"; max_seq_length {m.max_seq_length}",
         "LoRA       "
         + (f"r={lora.r} alpha={lora.alpha} dropout={lora.dropout} on {lora.target_modules}" if lora.enabled else "off (full fine-tuning)"),
