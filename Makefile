@@ -15,7 +15,7 @@ VPYTHON := $(VVENV)/bin/python
 VSTAMP  := $(VVENV)/.installed
 TINY    := checkpoints/tiny-qwen2
 
-.PHONY: setup setup-gpu setup-unsloth setup-vllm test test-slow test-unsloth test-vllm lint demo bench bench-vllm tiny-model smollm2 clean
+.PHONY: setup setup-gpu setup-unsloth setup-vllm test test-slow test-unsloth test-vllm lint demo bench bench-vllm probe tiny-model smollm2 clean
 
 setup: $(STAMP)
 
@@ -89,6 +89,10 @@ demo: $(STAMP) tiny-model
 
 bench: $(STAMP)
 	$(PYTHON) bench/run_all.py
+
+# A newcomer's faults re-run (bad input, stops, locks, full folders): each must end in exit 0 or 2 (~5 min).
+probe: $(STAMP)
+	$(PYTHON) bench/probe_runs.py
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .ruff_cache

@@ -9,6 +9,10 @@ the current step, saves a checkpoint and exits 0; `--resume` continues from the 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import shlex
+import sys
+from pathlib import Path
 
 import _bootstrap  # noqa: F401  (puts the repo root on sys.path)
 
@@ -29,6 +33,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def rerun_command(args: argparse.Namespace, *extra: str) -> str:
+    """This command as it can be pasted back: the same interpreter (the venv's), recipe and every --set."""
+    python = Path(sys.executable)
+    with contextlib.suppress(ValueError):
+        python = python.relative_to(Path.cwd())
+    sets = [part for override in args.overrides for part in ("--set", override)]
+    return shlex.join([str(python), sys.argv[0] or "scripts/grpo_train.py", args.recipe, *sets, *extra])
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     setup = set_up_run(read_recipe(args.recipe, args.overrides))
@@ -36,9 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         return 0
     outcome = run_training(setup, resume=args.resume, force=args.force, progress=not args.no_progress)
-    if outcome.stopped_by:
+    if outcome.stopped_by and outcome.last_checkpoint:
         print(f"stopped by {outcome.stopped_by} at step {outcome.global_step}; checkpoint: {outcome.last_checkpoint}")
-        print(f"continue with: python scripts/grpo_train.py {args.recipe} --resume")
+        print(f"continue with: {rerun_command(args, '--resume')}")
+    elif outcome.stopped_by:
+        print(f"stopped by {outcome.stopped_by} before the first checkpoint; start again with: {rerun_command(args)}")
     else:
         print(f"done: {outcome.global_step} steps; last checkpoint: {outcome.last_checkpoint}")
     if outcome.best_accuracy is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -67,7 +68,10 @@ def test_lora_run_writes_a_complete_run_folder(lora_run):
     run = outcome.run_dir
     assert outcome.global_step == 4 and outcome.stopped_by is None
     assert (run / "recipe.resolved.yaml").is_file()
-    assert load_recipe(run / "recipe.resolved.yaml").to_dict() == recipe.to_dict()
+    from utils.training import set_up_run
+
+    # the recipe as the run used it: every default filled in, the default prompt bound included
+    assert load_recipe(run / "recipe.resolved.yaml").to_dict() == set_up_run(recipe).recipe.to_dict()
     assert outcome.last_checkpoint == run / "checkpoint-4"
     assert (run / "checkpoint-4" / "checkpoint.complete").is_file()
     assert sorted(p.name for p in run.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]  # save_total_limit 2
@@ -199,11 +203,11 @@ def test_adapter_starting_point_continues_that_adapter(lora_run, tmp_path, tiny_
     assert any(not torch.equal(continued[k], saved[k]) for k in saved)
 
 
-def test_sigterm_saves_a_loadable_checkpoint_and_resume_works(tiny_model_dir, tmp_path):
-    base = [sys.executable, str(ROOT / "scripts" / "grpo_train.py"), str(SMOKE), "--no-progress",
-            "--set", f"model.name={tiny_model_dir}", "--set", f"output.dir={tmp_path}",
-            "--set", "training.save_steps=1000", "--set", "eval.every_steps=0"]
-    proc = subprocess.Popen([*base, "--set", "training.max_steps=500"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def test_sigterm_saves_a_loadable_checkpoint_and_the_printed_command_resumes(tiny_model_dir, tmp_path):
+    args = ["scripts/grpo_train.py", str(SMOKE), "--no-progress", "--set", f"model.name={tiny_model_dir}",
+            "--set", f"output.dir={tmp_path}", "--set", "training.save_steps=1000", "--set", "eval.every_steps=0"]
+    proc = subprocess.Popen([sys.executable, *args, "--set", "training.max_steps=500"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     metrics = tmp_path / "smoke_cpu" / "metrics.jsonl"
     deadline = time.time() + 120
     while time.time() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 2):
@@ -222,12 +226,16 @@ def test_sigterm_saves_a_loadable_checkpoint_and_resume_works(tiny_model_dir, tm
 
     PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), checkpoint)  # loads
 
-    resumed = subprocess.run(
-        [*base, "--set", f"training.max_steps={step + 1}", "--resume"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, env=dict(os.environ),
-    )
+    # the hint is a command that works as printed: this venv's python, the recipe, every --set, --resume
+    hint = next(line for line in output.splitlines() if line.startswith("continue with: "))
+    command = shlex.split(hint.removeprefix("continue with: "))
+    assert command[-1] == "--resume" and f"output.dir={tmp_path}" in command and "training.max_steps=500" in command
+    assert (ROOT / command[0]).resolve() == Path(sys.executable).resolve()
+    resumed = subprocess.run([*command, "--set", f"training.max_steps={step + 1}"],  # a nearer goal: ends soon
+                             cwd=ROOT, capture_output=True, text=True, timeout=300, env=dict(os.environ))
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"resuming from {checkpoint}" in resumed.stdout
+    assert "Kept " in resumed.stdout  # the data report is printed before training
     assert f"done: {step + 1} steps" in resumed.stdout
 
 

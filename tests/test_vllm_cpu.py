@@ -103,7 +103,7 @@ def test_weight_sync_puts_the_trained_policy_into_the_engine(head32_model_dir, t
 
 @pytest.mark.parametrize(("model", "changes", "message"), [
     ("tiny", [], r"vLLM's CPU attention takes head sizes \[32, .*this model's is 16"),
-    ("head32", ["model.load_in_4bit=true"], "vLLM's CPU build cannot load bitsandbytes 4-bit weights"),
+    ("head32", ["model.load_in_4bit=true", "model.strict=true"], "vLLM's CPU build cannot load bitsandbytes 4-bit weights"),
 ], ids=["head-size-16", "bitsandbytes-4bit"])
 def test_what_vllms_cpu_build_cannot_run_is_a_user_error(tiny_model_dir, head32_model_dir, tmp_path, model, changes,
                                                          message):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import sys
 import warnings
 from collections.abc import Callable
 
-from utils.errors import UserError
+from utils.errors import StopRequested, UserError
 
 
 def quiet_libraries() -> None:
@@ -18,11 +20,20 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*deprecated", category=FutureWarning)
 
 
+def _stop(signum: int, frame: object) -> None:
+    raise StopRequested(signal.Signals(signum).name)
+
+
 def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:
     """Run a script's main(); print UserError as a single line on stderr and exit 2, no traceback."""
     quiet_libraries()
+    with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
+        signal.signal(signal.SIGTERM, _stop)  # a run replaces this with its graceful stop once it starts
     try:
         code = main(argv)
+    except StopRequested as stop:
+        print(f"stopped by {stop} before anything was saved")
+        sys.exit(0)
     except UserError as err:
         message = " ".join(str(err).split())  # one line, whatever the message held
         print(f"error: {message}", file=sys.stderr)

@@ -7,6 +7,10 @@ class UserError(Exception):
     exit_code = 2
 
 
+class StopRequested(Exception):
+    """Ctrl-C or SIGTERM before a run had anything to save (loading, its first evaluation): it just ends."""
+
+
 def first_line(err: BaseException) -> str:
     """The first line of an exception's message (library errors often run to pages), else its type name."""
     text = str(err).strip()

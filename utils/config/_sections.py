@@ -32,6 +32,7 @@ class ModelSection:
     max_lora_rank: int | None = None  # defaults to lora.r
     dtype: str = _choice("auto", "auto", "bfloat16", "float16", "float32")
     trust_remote_code: bool = False
+    strict: bool = False  # true: keep GPU-only options (4-bit, vLLM) even where they slow this machine down
     revision: str | None = None
 
 

@@ -107,10 +107,22 @@ NUMBER_PATTERN = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 def coerce(value: Any, tp: Any, key: str, where: str) -> Any:
     """Check `value` against type hint `tp`; returns the value (numeric strings -> float)."""
+    if _is_number(value) and _text_only(tp):  # YAML types `run_name: 2024` as a number; a name is text
+        value = str(value)
     ok, result = _try_coerce(value, tp)
     if not ok:
         raise UserError(f"{where}: {key}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
     return result
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _text_only(tp: Any) -> bool:
+    """A plain text field (`str` or `str | None`): no number would be valid there."""
+    args = typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else (tp,)
+    return str in args and all(a in (str, type(None)) for a in args)
 
 
 def _try_coerce(value: Any, tp: Any) -> tuple[bool, Any]:
@@ -216,8 +228,32 @@ def check_training(training: Any, where: str) -> dict[str, Any]:
     return checked
 
 
+# GRPOConfig values TRL accepts but cannot train with (it fails at the first step, or learns nothing).
+_TRAINING_BOUNDS: dict[str, tuple[str, float]] = {
+    "learning_rate": (">", 0.0),
+    "num_generations": (">=", 2),  # GRPO's advantage is relative to the group: one completion has none
+    "per_device_train_batch_size": (">", 0),
+    "gradient_accumulation_steps": (">", 0),
+    "max_completion_length": (">", 0),
+    "temperature": (">", 0.0),
+    "num_train_epochs": (">", 0.0),
+    "beta": (">=", 0.0),
+    "max_grad_norm": (">=", 0.0),
+}
+
+
+def _check_training_bounds(training: dict[str, Any], where: str) -> None:
+    for key, (op, bound) in _TRAINING_BOUNDS.items():
+        value = training.get(key)
+        if isinstance(value, (int, float)) and not (value > bound if op == ">" else value >= bound):
+            raise UserError(f"{where}: training.{key}: must be {op} {bound:g}, got {value}")
+    if training.get("max_steps") == 0:
+        raise UserError(f"{where}: training.max_steps: 0 trains nothing (-1 trains num_train_epochs, or a step count)")
+
+
 def _check_consistency(recipe: Recipe, where: str) -> None:
     """Rules across keys that a per-key type check cannot see."""
+    _check_training_bounds(recipe.training, where)
     for key in ("subset",):
         value = getattr(recipe.data, key)
         if value is not None and value <= 0:

@@ -22,10 +22,11 @@ from typing import Any
 from transformers import TrainerCallback
 
 from utils.answers import extract_answer
+from utils.errors import StopRequested
 from utils.evaluation import evaluate_accuracy
 from utils.rewards import completion_text
 from utils.training._plots import plot_metrics
-from utils.training._run_dir import COMPLETIONS, METRICS, mark_complete
+from utils.training._run_dir import COMPLETIONS, METRICS, mark_complete, saved_best_accuracy
 
 
 def prompt_text(prompt: Any) -> str:
@@ -62,7 +63,9 @@ class RewardRecorder:
         prompts = self.batch.get("prompts") or []
         golds = self.batch.get("answer") or [None] * len(completions)
         out = []
-        for i in range(min(k, len(completions))):
+        n = len(completions)
+        # spread over the batch: consecutive completions share a prompt (groups of num_generations)
+        for i in sorted({j * n // min(k, n) for j in range(min(k, n))}):
             text = completion_text(completions[i])
             out.append({
                 "prompt": prompt_text(prompts[i]),
@@ -112,6 +115,7 @@ class RunMonitor(TrainerCallback):
         self.bar: Any = None
         self.step_started = 0.0
         self.step_seconds = 0.0
+        self.eval_seconds = 0.0  # spent evaluating inside the current step (EvalCallback adds it)
         self.last_log_time = 0.0
         self.last_tokens = 0.0
         self.accuracy: float | None = None
@@ -131,9 +135,10 @@ class RunMonitor(TrainerCallback):
 
     def on_step_begin(self, args, state, control, **kwargs):
         self.step_started = time.perf_counter()
+        self.eval_seconds = 0.0
 
     def on_step_end(self, args, state, control, **kwargs):
-        self.step_seconds = time.perf_counter() - self.step_started
+        self.step_seconds = time.perf_counter() - self.step_started - self.eval_seconds
         if state.max_steps and state.global_step >= state.max_steps:
             control.should_save = True  # always keep the final step, whatever save_steps says
         if self.completions_every and state.global_step % self.completions_every == 0:
@@ -200,20 +205,17 @@ class EvalCallback(TrainerCallback):
         self.best_dir = run_dir / "best"
         self.tokenizer = tokenizer
         self.monitor = monitor
-        self.best = self._saved_best()
-
-    def _saved_best(self) -> float:
-        try:
-            return json.loads((self.best_dir / "best.json").read_text())["accuracy"]
-        except (OSError, ValueError, KeyError):
-            return -1.0
+        saved = saved_best_accuracy(run_dir)
+        self.best = -1.0 if saved is None else saved
 
     def evaluate(self, model: Any, step: int) -> float:
         started = time.perf_counter()
         result = evaluate_accuracy(model, self.tokenizer, self.rows, self.max_new_tokens, self.batch_size)
+        seconds = time.perf_counter() - started
+        self.monitor.eval_seconds += seconds  # kept out of the step's step_time_s
         self.monitor.metrics.write({
             "step": step, "eval/accuracy": result.accuracy, "eval/correct": result.correct,
-            "eval/total": result.total, "eval/seconds": round(time.perf_counter() - started, 2),
+            "eval/total": result.total, "eval/seconds": round(seconds, 2),
         })
         self.monitor.accuracy = result.accuracy
         if result.accuracy > self.best:
@@ -246,32 +248,42 @@ class EvalCallback(TrainerCallback):
 
 
 class GracefulStop(TrainerCallback):
-    """First Ctrl-C or SIGTERM: finish this step, save a checkpoint, stop. A second Ctrl-C aborts."""
+    """Ctrl-C or SIGTERM anywhere in a run. Before the first step (loading, the step-0 evaluation) the run
+    ends at once, with nothing saved; once training runs, it finishes the step, saves a checkpoint and stops.
+    A second Ctrl-C aborts. Signal handlers live for the `with` block (they can only be set on the main thread).
+    """
 
     def __init__(self) -> None:
         self.requested: str | None = None
+        self.training = False
         self._previous: dict[int, Any] = {}
 
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.requested = signal.Signals(signum).name
-        print(f"\n{self.requested}: finishing this step, then saving a checkpoint (Ctrl-C again to abort)",
-              file=sys.stderr, flush=True)
-
-    def on_train_begin(self, args, state, control, **kwargs):
+    def __enter__(self) -> GracefulStop:
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
                 self._previous[sig] = signal.signal(sig, self._handle)
             except ValueError:  # not the main thread: leave signals alone
                 pass
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = signal.Signals(signum).name
+        if not self.training:
+            raise StopRequested(self.requested)
+        print(f"\n{self.requested}: finishing this step, then saving a checkpoint (Ctrl-C again to abort)",
+              file=sys.stderr, flush=True)
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self.training = True  # from here on a stop waits for the step's end and saves
 
     def on_step_end(self, args, state, control, **kwargs):
         if self.requested:
             control.should_save = True
             control.should_training_stop = True
-
-    def on_train_end(self, args, state, control, **kwargs):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        self._previous.clear()

