@@ -10,6 +10,7 @@ PNG charts to a folder.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 from pathlib import Path
 
@@ -63,12 +64,21 @@ def _tokenizer(args: argparse.Namespace, recipe: Recipe):
         raise UserError(f"{path}: cannot load a tokenizer ({first_line(err)})") from None
 
 
+def _report_name(target: str) -> str:
+    """The default report folder's name: the target's last real path part, without a file suffix.
+
+    `../shared/data/gsm8k` -> gsm8k, `recipes/x.yaml` -> x, `open-r1/OpenR1-Math-220k` -> OpenR1-Math-220k.
+    """
+    path = Path(os.path.normpath(Path(target).expanduser().absolute()))  # "../x/" and "." name real folders
+    name = path.stem if path.suffix.lower() in (".yaml", ".yml", ".jsonl", ".json", ".parquet") else path.name
+    return re.sub(r"[^\w.-]+", "_", name).strip("._") or "data"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     recipe = _recipe(args)
     tokenizer = _tokenizer(args, recipe)
-    name = re.sub(r"[^\w.-]+", "_", Path(args.target).stem if "." in Path(args.target).name else args.target)
-    out = Path(args.out) if args.out else Path("checkpoints") / "explore" / name.strip("_")
+    out = Path(args.out) if args.out else Path("checkpoints") / "explore" / _report_name(args.target)
     from utils.data import explore
 
     exp = explore(recipe.data, recipe.prompt, out, tokenizer=tokenizer, samples=args.samples,

@@ -238,18 +238,19 @@ def _charts(out_dir: Path, exp: Exploration, raw_lengths: dict[str, list[int]]) 
     import matplotlib.pyplot as plt
 
     paths = []
-    unit = exp.length_unit.split(" ", 1)[0]
+    unit = re.split(r"[ ,]", exp.length_unit, maxsplit=1)[0]  # "tokens, NAME" -> "tokens"
     for name, values in raw_lengths.items():
         if not values:
             continue
         fig, ax = plt.subplots(figsize=(7, 3.5))
         ax.hist(values, bins=60, color="#4c72b0")
-        ax.set_xlabel(f"{name} length ({unit})")
+        label = f"{name} length ({unit})"
+        ax.set_xlabel(label)
         ax.set_ylabel("rows")
         ax.set_title(f"{name} length")
         fig.tight_layout()
         path = out_dir / f"{name}_length.png"
-        fig.savefig(path, dpi=100)
+        fig.savefig(path, dpi=100, metadata={"Description": label})  # the axis label, readable without the image
         plt.close(fig)
         paths.append(str(path))
     bars = {"answer_kind": exp.answer_kinds, **{k: v for k, v in exp.distributions.items()}}
