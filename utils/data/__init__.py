@@ -24,7 +24,9 @@ from utils.data._prompts import (
     tokens_at_most_bytes,
 )
 from utils.data._report import DataReport, FilterStep, PreparedData
+from utils.data._sources import resolve_source
 from utils.data._split import OUTPUT_COLUMNS, split_indices
+from utils.data._synthetic import SYNTHETIC, generate_problems
 
 __all__ = [
     "EVAL_SETS",
@@ -38,11 +40,13 @@ __all__ = [
     "NgramIndex",
     "PreparedData",
     "PromptTokenCounter",
+    "SYNTHETIC",
     "answer_kind",
     "build_messages",
     "code_version",
     "detect_format",
     "explore",
+    "generate_problems",
     "load_adapted",
     "load_training_data",
     "normalized_words",
@@ -50,6 +54,7 @@ __all__ = [
     "prompt_token_counts",
     "render_prompt",
     "render_prompts",
+    "resolve_source",
     "shared_data_dir",
     "split_indices",
     "system_prompt",

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from utils.data._sources import DATA_EXTENSIONS, Source, load_hub
+from utils.data._synthetic import generate_problems
 from utils.errors import UserError, first_line
 
 # Progress bars only where a pass takes a while: on a small file they are noise (and stderr is where
@@ -129,6 +130,7 @@ class Reader:
         self._json_docs: dict[Path, list[dict[str, Any]] | None] = {}
         self._hub: Any = None  # hub datasets are loaded whole (datasets caches them)
         self._saved: Any = None
+        self._generated: list[dict[str, Any]] | None = None
 
     def _json_doc(self, path: Path) -> list[dict[str, Any]] | None:
         if path not in self._json_docs:
@@ -151,6 +153,8 @@ class Reader:
             raise UserError(f"{path}: not a readable parquet file ({first_line(err)})") from None
 
     def columns(self, files: Sequence[Path] | None = None) -> list[str]:
+        if self.source.kind == "synthetic":
+            return list(self._generated_rows()[0])
         if self.source.kind == "hub":
             return list(self._hub_dataset().column_names)
         if self.source.kind == "saved":
@@ -169,6 +173,9 @@ class Reader:
     def read(self, columns: Sequence[str], files: Sequence[Path] | None = None) -> Any:
         """A Dataset of `columns` from the source (all its files concatenated, in sorted order)."""
         columns = list(dict.fromkeys(columns))
+        if self.source.kind == "synthetic":
+            rows = self._generated_rows()
+            return _dataset_from_columns({c: [row[c] for row in rows] for c in columns})
         if self.source.kind == "hub":
             return self._hub_dataset().select_columns(columns)
         if self.source.kind == "saved":
@@ -228,6 +235,11 @@ class Reader:
                 loaded = loaded[self.source.split]
             self._saved = loaded
         return self._saved
+
+    def _generated_rows(self) -> list[dict[str, Any]]:
+        if self._generated is None:
+            self._generated = generate_problems(**self.source.generator)
+        return self._generated
 
     def _hub_dataset(self) -> Any:
         if self._hub is None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from utils.config import DataSection
+from utils.data._synthetic import SYNTHETIC, check_synthetic
 from utils.errors import UserError, first_line
 
 OPENR1_HUB_ID = "open-r1/OpenR1-Math-220k"
@@ -22,7 +23,8 @@ _HUB_TIMEOUT_S = 3.0
 
 @dataclass
 class Source:
-    """Where rows come from. kind: `files` (jsonl/json/parquet), `saved` (save_to_disk folder) or `hub`."""
+    """Where rows come from. kind: `files` (jsonl/json/parquet), `saved` (save_to_disk folder), `hub` or
+    `synthetic` (generated: utils.data._synthetic)."""
 
     kind: str
     name: str  # as the user wrote it
@@ -32,8 +34,12 @@ class Source:
     config: str | None = None
     split: str = "train"
     revision: str | None = None
+    generator: dict[str, Any] = field(default_factory=dict)  # synthetic: kind, n, level, seed
 
     def describe(self) -> str:
+        if self.kind == "synthetic":
+            g = self.generator
+            return f"synthetic: {g['n']} {g['kind']} problems, level {g['level']}, seed {g['seed']} (generated)"
         if self.kind == "hub":
             return f"{self.name} [{self.config or 'default'}] split={self.split} (hub)"
         if self.kind == "saved":
@@ -44,6 +50,8 @@ class Source:
 
     def fingerprint(self) -> dict[str, Any]:
         """What identifies the source's content: files' path, size and mtime; the hub revision."""
+        if self.kind == "synthetic":
+            return {"synthetic": self.generator}  # the generator's code is in the cache key's code_version
         if self.kind == "hub":
             return {"hub": self.name, "config": self.config, "split": self.split, "revision": self.revision}
         files = self.files + self.validation_files
@@ -70,8 +78,13 @@ def _looks_like_path(text: str) -> bool:
 
 
 def resolve_source(data: DataSection) -> Source:
-    """A local file/folder when `data.dataset` exists (paths are relative to the working directory), else a hub id."""
+    """Generated problems for `synthetic`; a local file/folder when `data.dataset` exists (paths are relative
+    to the working directory, `./synthetic` for a folder of that name); else a hub id."""
     name = data.dataset
+    if name == SYNTHETIC:
+        generator = {"kind": data.kind, "n": data.n, "level": data.level, "seed": data.seed}
+        check_synthetic(data.kind, data.n, data.level)
+        return Source("synthetic", name, split=data.split, generator=generator)
     path = Path(name).expanduser()
     if path.is_file():
         kind = DATA_EXTENSIONS.get(path.suffix.lower())
