@@ -4,12 +4,15 @@
 
 Modules, one job each: _sources (where rows come from), _readers (reading them), _adapters (schemas),
 _filters, _decontaminate, _split (validation split, subset, prompt formatting), _cache, _load (the entry
-points), _prompts, _explore (explore_data.py), _report.
+points), _prompts, _explore (explore_data.py), _report, _synthetic (generated problems: dataset: synthetic).
+Public here: the entry points and the types they return, the prompt helpers (render_prompts is the one
+renderer), explore, generate_problems, and the seams other packages and tests use (resolve_source checks a
+data.dataset without reading it; shared_data_dir; code_version).
 """
 
 from utils.data._adapters import detect_format
 from utils.data._cache import code_version
-from utils.data._decontaminate import EVAL_SETS, NgramIndex, normalized_words, shared_data_dir
+from utils.data._decontaminate import NgramIndex, normalized_words, shared_data_dir
 from utils.data._explore import Exploration, answer_kind, explore
 from utils.data._load import LoadedData, load_adapted, load_training_data, prepare_data
 from utils.data._prompts import (
@@ -20,16 +23,14 @@ from utils.data._prompts import (
     prompt_token_counts,
     render_prompt,
     render_prompts,
-    system_prompt,
     tokens_at_most_bytes,
 )
 from utils.data._report import DataReport, FilterStep, PreparedData
 from utils.data._sources import resolve_source
 from utils.data._split import OUTPUT_COLUMNS, split_indices
-from utils.data._synthetic import SYNTHETIC, generate_problems
+from utils.data._synthetic import generate_problems
 
 __all__ = [
-    "EVAL_SETS",
     "OUTPUT_COLUMNS",
     "PROMPT_FORMATS",
     "SYSTEM_PROMPTS",
@@ -40,7 +41,6 @@ __all__ = [
     "NgramIndex",
     "PreparedData",
     "PromptTokenCounter",
-    "SYNTHETIC",
     "answer_kind",
     "build_messages",
     "code_version",
@@ -57,6 +57,5 @@ __all__ = [
     "resolve_source",
     "shared_data_dir",
     "split_indices",
-    "system_prompt",
     "tokens_at_most_bytes",
 ]
