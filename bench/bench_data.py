@@ -141,7 +141,7 @@ def main() -> int:
               f"them). The synthetic answers have {symbolic:,} distinct values that are not plain numbers, "
               "fractions or letters; real OpenR1 data has many more, so expect that step to take longer on it "
               "(once: the result is cached). The prompt-token "
-              "filter tokenizes problems only (utils.prompts.PromptTokenCounter); the tiny tokenizer (1024-token "
+              "filter tokenizes problems only (utils.data.PromptTokenCounter); the tiny tokenizer (1024-token "
               "vocabulary) is slower per character than Qwen's."]
     path = write_section("data", "Data: load + filter + format 94k OpenR1-shaped rows", "make bench (bench/bench_data.py)",
                          "\n".join(lines))

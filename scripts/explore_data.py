@@ -5,11 +5,13 @@ PNG charts to a folder.
     python scripts/explore_data.py recipes/subset10k.yaml            # the recipe's data, filters, prompt
     python scripts/explore_data.py ../shared/data/gsm8k/train.jsonl  # a file, folder or hub id (default filters)
     python scripts/explore_data.py data/openr1_sample.jsonl --set data.filters.min_correctness_count=2
+    python scripts/explore_data.py synthetic --set data.kind=fractions --set data.level=3   # generated problems
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 from pathlib import Path
 
@@ -63,12 +65,24 @@ def _tokenizer(args: argparse.Namespace, recipe: Recipe):
         raise UserError(f"{path}: cannot load a tokenizer ({first_line(err)})") from None
 
 
+def _report_name(target: str, recipe: Recipe) -> str:
+    """The default report folder's name: the target's last real path part, without a file suffix.
+
+    `../shared/data/gsm8k` -> gsm8k, `recipes/x.yaml` -> x, `open-r1/OpenR1-Math-220k` -> OpenR1-Math-220k;
+    generated problems by what they are: `synthetic --set data.kind=word` -> synthetic-word-level2.
+    """
+    if target == recipe.data.dataset == "synthetic":
+        return f"synthetic-{recipe.data.kind}-level{recipe.data.level}"
+    path = Path(os.path.normpath(Path(target).expanduser().absolute()))  # "../x/" and "." name real folders
+    name = path.stem if path.suffix.lower() in (".yaml", ".yml", ".jsonl", ".json", ".parquet") else path.name
+    return re.sub(r"[^\w.-]+", "_", name).strip("._") or "data"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     recipe = _recipe(args)
     tokenizer = _tokenizer(args, recipe)
-    name = re.sub(r"[^\w.-]+", "_", Path(args.target).stem if "." in Path(args.target).name else args.target)
-    out = Path(args.out) if args.out else Path("checkpoints") / "explore" / name.strip("_")
+    out = Path(args.out) if args.out else Path("checkpoints") / "explore" / _report_name(args.target, recipe)
     from utils.data import explore
 
     exp = explore(recipe.data, recipe.prompt, out, tokenizer=tokenizer, samples=args.samples,

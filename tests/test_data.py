@@ -7,13 +7,15 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 from conftest import OPENR1_COLUMNS, ROOT
 
-import utils.data._data as data_mod
 from utils.answers import is_parseable
 from utils.config import DataSection, FiltersSection, PromptSection, load_recipe
 from utils.data import (
@@ -21,6 +23,7 @@ from utils.data import (
     SYSTEM_PROMPTS,
     NgramIndex,
     build_messages,
+    code_version,
     detect_format,
     load_adapted,
     load_training_data,
@@ -410,13 +413,59 @@ def test_cache_hit_and_invalidation(sample, tmp_path, tiny_tokenizer):
     stat = sample.stat()
     os.utime(sample, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
     assert key().startswith("miss") and key() != "hit:" + base  # a new entry, then hit
-    # the code that shapes rows
-    original = data_mod.code_version
-    data_mod.code_version = lambda: "another-version"
-    try:
-        assert key().startswith("miss")
-    finally:
-        data_mod.code_version = original
+
+
+def test_cache_hits_without_a_validation_split(sample, tmp_path):
+    # datasets cannot reload the empty split it saves for validation: 0; the cache must still hit
+    data = section(sample, tmp_path, cache=True, validation=0)
+    first, again = prepare(data), prepare(data)
+    assert (first.report.cache, again.report.cache) == ("miss", "hit")
+    assert again.train["id"] == first.train["id"] and len(again.validation) == 0
+    assert again.validation.features == first.validation.features
+
+
+def _copy_code(tmp_path: Path) -> Path:
+    """A copy of utils/ (no bytecode) whose modules a test may edit."""
+    utils_copy = tmp_path / "repo" / "utils"
+    shutil.copytree(ROOT / "utils", utils_copy, ignore=shutil.ignore_patterns("__pycache__"))
+    return utils_copy
+
+
+def test_code_version_changes_with_every_data_and_answers_module(tmp_path):
+    utils_copy = _copy_code(tmp_path)
+    modules = sorted([*(utils_copy / "data").rglob("*.py"), *(utils_copy / "answers").rglob("*.py")])
+    assert len(modules) >= 10  # both packages, every module (new ones are picked up by the glob)
+    seen = {code_version(utils_copy)}
+    for path in modules:
+        path.write_text(path.read_text() + "\n# touched\n")
+        seen.add(code_version(utils_copy))
+    (utils_copy / "answers" / "_new_module.py").write_text("X = 1\n")
+    seen.add(code_version(utils_copy))
+    assert len(seen) == len(modules) + 2  # each edit, and the new module, gave a new version
+    before = code_version(utils_copy)
+    (utils_copy / "config" / "_sections.py").write_text("# not row-shaping code\n")
+    assert code_version(utils_copy) == before
+
+
+def test_cached_load_reruns_after_a_code_change(sample, tmp_path):
+    # In a subprocess on a copy of the code: the cache key reads the modules of the code that runs.
+    utils_copy = _copy_code(tmp_path)
+    script = f"""
+import sys
+sys.path.insert(0, {str(utils_copy.parent)!r})
+from pathlib import Path
+from utils.config import DataSection, PromptSection
+from utils.data import prepare_data
+data = DataSection(dataset={str(sample)!r}, validation=0, cache_dir={str(tmp_path / "cache")!r})
+state = lambda: prepare_data(data, PromptSection(), progress=False).report.cache
+first, second = state(), state()
+answers = Path({str(utils_copy / "answers" / "__init__.py")!r})
+answers.write_text(answers.read_text() + "# touched")
+print(first, second, state(), state())
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["miss", "hit", "miss", "hit"]
 
 
 def test_cache_tracks_decontamination_files_and_survives_damage(sample, tmp_path):
@@ -454,7 +503,9 @@ def test_real_files_load_with_every_gold_answer(shared_data, tmp_path, name, fmt
     if fmt == "gsm8k":  # the gold is the number after ####, as written (less thousands separators)
         assert loaded.rows["answer"] == [r["answer"].split("####")[-1].strip().replace(",", "") for r in raw]
     else:
-        assert loaded.rows["answer"][:3] == [data_mod._as_text(r["answer"]) for r in raw[:3]]
+        # as written; AMC's float answers (27.0) as the integers they are
+        written = [str(int(r["answer"])) if isinstance(r["answer"], float) else r["answer"] for r in raw[:3]]
+        assert loaded.rows["answer"][:3] == written
 
 
 def test_real_gsm8k_folder_uses_the_train_split(shared_data, tmp_path):
@@ -478,7 +529,7 @@ def test_decontamination_finds_planted_math500_problems(shared_data, tmp_path, o
 
 
 def test_known_eval_set_missing_names_the_file(tmp_path, sample, monkeypatch):
-    monkeypatch.setattr(data_mod, "SHARED_DATA", tmp_path / "nowhere")
+    monkeypatch.setenv("GRPO_MATH_DATA_DIR", str(tmp_path / "nowhere"))
     message = error_of(prepare, section(sample, tmp_path, filters={"decontaminate": ["aime24"]}))
     assert f"'aime24' needs {tmp_path / 'nowhere' / 'competition' / 'aime24.jsonl'}, which is missing" in message
     message = error_of(prepare, section(sample, tmp_path, filters={"decontaminate": ["mystery"]}))

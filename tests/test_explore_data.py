@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from conftest import SAMPLE_OPENR1
+from PIL import Image
 
 from utils.data import answer_kind
 
@@ -58,12 +59,27 @@ def test_explore_sample_writes_report_and_charts(run_script, tmp_path):
     assert all((out / c).read_bytes().startswith(PNG) for c in charts)
 
 
+def test_default_report_folder_is_named_after_the_last_path_part(run_script, tmp_path):
+    # `explore_data.py ../shared/data/gsm8k` wrote to checkpoints/explore/.._shared_data_gsm8k (hidden by ls)
+    (tmp_path / "gsm8k").mkdir()
+    (tmp_path / "gsm8k" / "train.jsonl").write_text(SAMPLE_OPENR1.read_text())
+    work = tmp_path / "work"
+    work.mkdir()
+    for target, name in (("../gsm8k", "gsm8k"), ("../gsm8k/", "gsm8k"), ("../gsm8k/train.jsonl", "train")):
+        result = run_script("explore_data", target, "--no-progress", "--samples", "0", cwd=work)
+        assert result.returncode == 0, result.stderr
+        assert f"report: {Path('checkpoints') / 'explore' / name / 'report.md'}" in result.stdout
+    assert sorted(p.name for p in (work / "checkpoints" / "explore").iterdir()) == ["gsm8k", "train"]
+
+
 def test_explore_recipe_with_tokenizer(run_script, tmp_path, tiny_model_dir):
     out = tmp_path / "r"
     run_ok(run_script, "recipes/smoke_cpu.yaml", "--out", out, "--tokenizer", tiny_model_dir,
            "--set", "data.filters.max_prompt_tokens=180", "--set", f"data.cache_dir={tmp_path / 'c'}")
     report = (out / "report.md").read_text()
     assert "## Lengths (tokens" in report and "<|im_start|>system" in report
+    # the axis label (was "problem length (tokens,)")
+    assert Image.open(out / "problem_length.png").text["Description"] == "problem length (tokens)"
     assert "| validation (held out, seed 42) | 8 |" in report
     summary = json.loads((out / "summary.json").read_text())
     steps = {f["name"]: f for f in summary["filters"]}

@@ -11,7 +11,14 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from utils.config._sections import DEFAULT_REWARDS, SECTIONS, TOP_LEVEL_KEYS, TRAINING_RESERVED, Recipe
+from utils.config._sections import (
+    DEFAULT_REWARDS,
+    SECTIONS,
+    TOP_LEVEL_KEYS,
+    TRAINING_RESERVED,
+    DataSection,
+    Recipe,
+)
 from utils.errors import UserError
 
 
@@ -268,6 +275,7 @@ def _check_consistency(recipe: Recipe, where: str) -> None:
         raise UserError(
             f"{where}: model.gpu_memory_utilization: must be in (0, 1], got {recipe.model.gpu_memory_utilization}"
         )
+    _check_synthetic(recipe.data, where)
     columns = recipe.data.columns
     if recipe.data.format == "generic" and ("problem" not in columns or not {"answer", "solution"} & set(columns)):
         raise UserError(
@@ -283,3 +291,21 @@ def _check_consistency(recipe: Recipe, where: str) -> None:
         raise UserError(
             f"{where}: data.filters.min_correctness_count: must be >= 0, got {filters.min_correctness_count}"
         )
+
+
+SYNTHETIC_LEVELS = range(1, 6)  # the levels of utils.data's problem generator
+
+
+def _check_synthetic(data: DataSection, where: str) -> None:
+    """kind/n/level drive the generator (`dataset: synthetic`); set on another dataset they would be ignored."""
+    if data.dataset != "synthetic":
+        defaults = DataSection()
+        for key in ("kind", "n", "level"):
+            if getattr(data, key) != getattr(defaults, key):
+                raise UserError(f"{where}: data.{key}: only used with data.dataset: synthetic "
+                                f"(the dataset is {data.dataset!r}; remove data.{key})")
+        return
+    if data.level not in SYNTHETIC_LEVELS:
+        raise UserError(f"{where}: data.level: must be 1 to 5 (1 easiest), got {data.level}")
+    if data.n <= 0:
+        raise UserError(f"{where}: data.n: must be a positive number of problems, got {data.n}")

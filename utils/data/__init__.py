@@ -1,31 +1,20 @@
-"""Training data: sources, schema adapters, filters, decontamination, split + format, cache, exploration."""
+"""Training data: sources, schema adapters, filters, decontamination, split + format, cache, exploration.
 
-from utils.data._data import (
-    DATA_EXTENSIONS,
-    FILTERS,
-    LONG_PASS_ROWS,
-    OUTPUT_COLUMNS,
-    DataReport,
-    FilterStep,
-    LoadedData,
-    NgramIndex,
-    Source,
-    apply_filters,
-    detect_format,
-    format_rows,
-    load_adapted,
-    load_training_data,
-    make_filter_context,
-    no_rows_left,
-    normalized_words,
-    parseable_verdicts,
-    prepare_data,
-    progress_bars,
-    resolve_eval_set,
-    resolve_source,
-    split_indices,
-)
-from utils.data._explore import answer_kind, explore
+    prepared = load_training_data(recipe, tokenizer)   # -> PreparedData(.train, .validation, .report)
+
+Modules, one job each: _sources (where rows come from), _readers (reading them), _adapters (schemas),
+_filters, _decontaminate, _split (validation split, subset, prompt formatting), _cache, _load (the entry
+points), _prompts, _explore (explore_data.py), _report, _synthetic (generated problems: dataset: synthetic).
+Public here: the entry points and the types they return, the prompt helpers (render_prompts is the one
+renderer), explore, generate_problems, and the seams other packages and tests use (resolve_source checks a
+data.dataset without reading it; shared_data_dir; code_version).
+"""
+
+from utils.data._adapters import detect_format
+from utils.data._cache import code_version
+from utils.data._decontaminate import NgramIndex, normalized_words, resolve_eval_set, shared_data_dir
+from utils.data._explore import Exploration, answer_kind, explore
+from utils.data._load import LoadedData, load_adapted, load_training_data, prepare_data
 from utils.data._prompts import (
     PROMPT_FORMATS,
     SYSTEM_PROMPTS,
@@ -37,39 +26,38 @@ from utils.data._prompts import (
     system_prompt,
     tokens_at_most_bytes,
 )
+from utils.data._report import DataReport, FilterStep, PreparedData
+from utils.data._sources import resolve_source
+from utils.data._split import OUTPUT_COLUMNS, split_indices
+from utils.data._synthetic import generate_problems
 
 __all__ = [
-    "DATA_EXTENSIONS",
-    "DataReport",
-    "FILTERS",
-    "FilterStep",
-    "LONG_PASS_ROWS",
-    "LoadedData",
-    "NgramIndex",
     "OUTPUT_COLUMNS",
     "PROMPT_FORMATS",
-    "PromptTokenCounter",
     "SYSTEM_PROMPTS",
-    "Source",
+    "DataReport",
+    "Exploration",
+    "FilterStep",
+    "LoadedData",
+    "NgramIndex",
+    "PreparedData",
+    "PromptTokenCounter",
     "answer_kind",
-    "apply_filters",
     "build_messages",
+    "code_version",
     "detect_format",
     "explore",
-    "format_rows",
+    "generate_problems",
     "load_adapted",
     "load_training_data",
-    "make_filter_context",
-    "no_rows_left",
     "normalized_words",
-    "parseable_verdicts",
     "prepare_data",
-    "progress_bars",
-    "resolve_eval_set",
-    "resolve_source",
     "prompt_token_counts",
     "render_prompt",
     "render_prompts",
+    "resolve_eval_set",
+    "resolve_source",
+    "shared_data_dir",
     "split_indices",
     "system_prompt",
     "tokens_at_most_bytes",

@@ -16,24 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from utils.config import DataSection, PromptSection
-from utils.data._data import (
-    DATA_EXTENSIONS,
-    FILTERS,
-    LONG_PASS_ROWS,
-    DataReport,
-    FilterStep,
-    LoadedData,
-    Source,
-    _split,
-    apply_filters,
-    format_rows,
-    load_adapted,
-    make_filter_context,
-    no_rows_left,
-    parseable_verdicts,
-    progress_bars,
-)
+from utils.data._filters import FILTERS, apply_filters, make_filter_context, parseable_verdicts
+from utils.data._load import LoadedData, load_adapted
 from utils.data._prompts import render_prompt
+from utils.data._readers import LONG_PASS_ROWS, progress_bars
+from utils.data._report import DataReport, FilterStep
+from utils.data._sources import DATA_EXTENSIONS, Source
+from utils.data._split import format_rows, no_rows_left, split_rows
 from utils.errors import UserError
 
 TOKEN_SAMPLE = 5000  # rows whose problems/solutions are tokenized for length percentiles
@@ -249,18 +238,19 @@ def _charts(out_dir: Path, exp: Exploration, raw_lengths: dict[str, list[int]]) 
     import matplotlib.pyplot as plt
 
     paths = []
-    unit = exp.length_unit.split(" ", 1)[0]
+    unit = re.split(r"[ ,]", exp.length_unit, maxsplit=1)[0]  # "tokens, NAME" -> "tokens"
     for name, values in raw_lengths.items():
         if not values:
             continue
         fig, ax = plt.subplots(figsize=(7, 3.5))
         ax.hist(values, bins=60, color="#4c72b0")
-        ax.set_xlabel(f"{name} length ({unit})")
+        label = f"{name} length ({unit})"
+        ax.set_xlabel(label)
         ax.set_ylabel("rows")
         ax.set_title(f"{name} length")
         fig.tight_layout()
         path = out_dir / f"{name}_length.png"
-        fig.savefig(path, dpi=100)
+        fig.savefig(path, dpi=100, metadata={"Description": label})  # the axis label, readable without the image
         plt.close(fig)
         paths.append(str(path))
     bars = {"answer_kind": exp.answer_kinds, **{k: v for k, v in exp.distributions.items()}}
@@ -321,7 +311,7 @@ def _explore(loaded: LoadedData, data: DataSection, prompt: PromptSection, out: 
     error: UserError | None = no_rows_left(data.dataset, len(rows), exp.sequential) if not len(kept) else None
     if error is None:
         try:
-            train, validation = _split(kept, loaded, ctx, data, report)
+            train, validation = split_rows(kept, loaded.validation_rows, ctx, data, report)
         except UserError as err:
             error = err
         else:

@@ -26,7 +26,7 @@ def format_plan(setup: RunSetup) -> str:
         + f"; max_seq_length {m.max_seq_length}",
         "LoRA       "
         + (f"r={lora.r} alpha={lora.alpha} dropout={lora.dropout} on {lora.target_modules}" if lora.enabled else "off (full fine-tuning)"),
-        f"Data       {d.dataset}" + (f" [{d.config}]" if d.config else "") + f" split={d.split} format={d.format}",
+        f"Data       {setup.data_source}; format {d.format}",
         f"           subset: {d.subset if d.subset else 'all rows'}; validation: {d.validation}; seed {d.seed}",
         f"Prompt     {recipe.prompt.format}",
         "Rewards    " + ", ".join(_reward_line(n, s) for n, s in recipe.rewards.items()),

@@ -29,6 +29,7 @@ class RunSetup:
     cpu_bf16_generation: bool  # sample from a bf16 merged copy of the policy (utils/training/_cpu_generation)
     vllm_on_cpu: bool  # TRL's colocated vLLM engine on vLLM's CPU build (utils/training/_vllm_cpu)
     adjustments: list[str]  # recipe values changed for this machine or bounded by default, each with why
+    data_source: str  # where the rows come from, in words
 
     @property
     def run_dir(self) -> Path:
@@ -52,11 +53,11 @@ def set_up_run(recipe: Recipe | RecipeSource, hw: Hardware | None = None) -> Run
     from utils.rewards import build_reward_functions
 
     reward_funcs, _ = build_reward_functions(recipe.rewards, recipe.prompt.format, config.max_completion_length)
-    check_run_paths(recipe)
+    data_source = check_run_paths(recipe)
     vllm_on_cpu = bool(config.use_vllm) and config.vllm_mode == "colocate" and not hw.cuda  # server: elsewhere
     bf16_copy = _uses_cpu_bf16_generation(recipe, hw, config, backend.name)
     return RunSetup(recipe, hw, backend, config, reward_funcs, _generation(recipe, config, backend.name, bf16_copy),
-                    bf16_copy, vllm_on_cpu, adjustments)
+                    bf16_copy, vllm_on_cpu, adjustments, data_source)
 
 
 def fit_to_machine(recipe: Recipe, hw: Hardware, backend: str) -> list[str]:
@@ -97,18 +98,19 @@ def reward_weights(recipe: Recipe) -> list[float]:
     return [float(spec["weight"] if isinstance(spec, dict) else spec) for spec in recipe.rewards.values()]
 
 
-def check_run_paths(recipe: Recipe) -> None:
+def check_run_paths(recipe: Recipe) -> str:
     """Every path the run will read exists (the model or adapter and its base, the data source, the
     decontamination sets) and the run folder can be written. What would fail after minutes of loading
-    fails now, with exit code 2."""
+    fails now, with exit code 2. Returns the data source, described."""
     from utils.data import resolve_eval_set, resolve_source
     from utils.training._run_dir import check_writable
 
     check_writable(recipe.run_dir)
     check_model_source(recipe.model.name)
-    resolve_source(recipe.data)
+    source = resolve_source(recipe.data)
     for name in recipe.data.filters.decontaminate:
         resolve_eval_set(name)
+    return source.describe()
 
 
 def _uses_cpu_bf16_generation(recipe: Recipe, hw: Hardware, config: Any, backend: str) -> bool:

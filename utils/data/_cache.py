@@ -1,0 +1,110 @@
+"""The data cache: a key over everything that shapes the rows (data + prompt sections, source stamps,
+tokenizer, decontamination files, this code), and atomic save/load of an entry."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from utils.config import DataSection, PromptSection
+from utils.data._report import DataReport, PreparedData
+from utils.data._sources import Source, file_stamp
+
+CACHE_VERSION = 1  # bump when the cache layout changes
+UTILS_DIR = Path(__file__).resolve().parents[1]
+# Packages whose code shapes the cached rows: every *.py in them (new modules included) keys the cache.
+CODE_PACKAGES = ("data", "answers")
+
+
+def stable_hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def code_version(utils_dir: Path = UTILS_DIR) -> str:
+    """A hash of the code that shapes the cached rows: a change there invalidates the cache.
+
+    Every *.py of the CODE_PACKAGES under `utils_dir` (a copy of the tree, in tests), by path and bytes.
+    """
+    import datasets
+
+    digest = hashlib.sha256(f"{CACHE_VERSION}:{datasets.__version__}".encode())
+    files = sorted(path for package in CODE_PACKAGES for path in (utils_dir / package).rglob("*.py"))
+    for path in files:
+        digest.update(path.relative_to(utils_dir).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def tokenizer_fingerprint(tokenizer: Any) -> str | None:
+    """What identifies a tokenizer's counts: its vocabulary/merges and chat template."""
+    if tokenizer is None:
+        return None
+    digest = hashlib.sha256()
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        digest.update(backend.to_str().encode())
+    else:
+        digest.update(json.dumps(sorted(tokenizer.get_vocab().items())).encode())
+    digest.update(str(getattr(tokenizer, "chat_template", "")).encode())
+    return digest.hexdigest()[:16]
+
+
+def cache_key(data: DataSection, prompt: PromptSection, source: Source, tokenizer: Any,
+              eval_files: Sequence[Path]) -> tuple[str, dict[str, Any]]:
+    """The cache key and what went into it (written beside the cache for anyone wondering)."""
+    section = dataclasses.asdict(data)
+    for key in ("cache", "cache_dir"):
+        section.pop(key)
+    inputs = {
+        "data": section,
+        "prompt": dataclasses.asdict(prompt),
+        "source": source.fingerprint(),
+        # Only the token filter depends on the tokenizer: no reason to rebuild for another model otherwise.
+        "tokenizer": tokenizer_fingerprint(tokenizer) if data.filters.max_prompt_tokens is not None else None,
+        "eval_sets": [file_stamp(p) for p in eval_files],
+        "code": code_version(),
+    }
+    return stable_hash(inputs), inputs
+
+
+def _load_split(path: Path) -> Any:
+    from datasets import Dataset, DatasetInfo, load_from_disk
+
+    if not json.loads((path / "state.json").read_text())["_data_files"]:
+        # datasets 5.2 saves an empty split (validation: 0) with no data file and cannot load it back
+        # (IndexError in concat_tables): rebuild it from its saved schema.
+        features = DatasetInfo.from_directory(str(path)).features
+        return Dataset.from_dict({name: [] for name in features}, features=features)
+    return load_from_disk(str(path))
+
+
+def load_cached(path: Path) -> PreparedData | None:
+    try:
+        train, validation = (_load_split(path / "data" / split) for split in ("train", "validation"))
+        report = DataReport.from_dict(json.loads((path / "report.json").read_text()))
+    except Exception:  # a partial or foreign folder is no cache: rebuild it
+        return None
+    return PreparedData(train, validation, report)
+
+
+def save_cache(path: Path, prepared: PreparedData, inputs: dict[str, Any]) -> None:
+    from datasets import DatasetDict
+
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    DatasetDict({"train": prepared.train, "validation": prepared.validation}).save_to_disk(str(tmp / "data"))
+    (tmp / "report.json").write_text(json.dumps(prepared.report.to_dict(), indent=1))
+    (tmp / "key.json").write_text(json.dumps(inputs, indent=1, default=str))
+    shutil.rmtree(path, ignore_errors=True)
+    try:
+        tmp.rename(path)  # atomic: a reader sees the whole cache entry or none
+    except OSError:  # another process won the race with the same content
+        shutil.rmtree(tmp, ignore_errors=True)
+
