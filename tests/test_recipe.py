@@ -169,3 +169,22 @@ def test_parse_override_types():
     assert parse_override("a.b=3") == ("a.b", 3)
     assert parse_override("a.b=[x, y]") == ("a.b", ["x", "y"])
     assert parse_override("a.b=null") == ("a.b", None)
+
+
+@pytest.mark.parametrize(("override", "expected"), [
+    ("training.learning_rate=0", "training.learning_rate: must be > 0, got 0.0"),
+    ("training.learning_rate=-1e-5", "training.learning_rate: must be > 0, got -1e-05"),
+    ("training.num_generations=1", "training.num_generations: must be >= 2, got 1"),
+    ("training.max_completion_length=0", "training.max_completion_length: must be > 0, got 0"),
+    ("training.temperature=0", "training.temperature: must be > 0, got 0.0"),
+    ("training.max_steps=0", "training.max_steps: 0 trains nothing"),
+])
+def test_values_trl_accepts_but_cannot_train_with_are_refused_at_load(tmp_path, override, expected):
+    """TRL takes these and crashes (or learns nothing) at the first step, after the model has loaded."""
+    message = error_of(write(tmp_path, "r.yaml", "model: {name: x}\n"), [override])
+    assert message == f"--set {override}: {expected}" or expected in message
+
+
+def test_a_numeric_name_is_text(tmp_path):
+    recipe = load_recipe(write(tmp_path, "r.yaml", "output: {run_name: 2024}\n"), ["model.name=1234"])
+    assert recipe.output.run_name == "2024" and recipe.run_dir.name == "2024" and recipe.model.name == "1234"
