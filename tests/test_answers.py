@@ -14,6 +14,7 @@ import pytest
 
 from utils import answers
 from utils.answers import clean_answer, extract_answer, is_equivalent, is_parseable, verify_batch
+from utils.answers._pool import _pool  # white-box: the pool tests kill and count its processes
 
 # ---------------------------------------------------------------------------------------------
 # Extraction
@@ -432,7 +433,7 @@ def test_verifier_survives_a_killed_zygote() -> None:
     import signal
 
     answers.warm_up()
-    pool = answers._answers._pool()
+    pool = _pool()
     os.kill(pool.proc.pid, signal.SIGKILL)  # type: ignore[union-attr]
     pool.proc.wait()  # type: ignore[union-attr]
     answers.clear_caches()
@@ -453,7 +454,7 @@ def test_gold_parsed_once_per_group() -> None:
     """A GRPO group: one gold, 8 completions needing math-verify. The gold is parsed once, not 8 times."""
     answers.warm_up()
     answers.clear_caches()
-    pool = answers._answers._pool()
+    pool = _pool()
     before = pool.ask({"op": "parses"}, 5.0)["v"]  # the worker verify_batch will reuse (last in, first out)
     preds = ["(x+1)^2", "x^2+2x+1", "(1+x)^2", "x^2+x+x+1", "(x+1)(x+1)", "x(x+2)+1", "x^2+2x+2", "(x-1)^2"]
     verdicts = verify_batch(["x^{2}+2x+1"] * 8, preds, max_workers=1)
@@ -465,7 +466,7 @@ def test_gold_parsed_once_per_group() -> None:
 
 def test_shutdown_leaves_no_processes() -> None:
     answers.warm_up()
-    pool = answers._answers._pool()
+    pool = _pool()
     zygote = pool.proc
     workers = [w.pid for w in pool.idle]
     answers.shutdown()
