@@ -50,8 +50,6 @@ from utils.answers._pool import _pool  # white-box: the pool tests kill and coun
         (r"The roots are \boxed{2} and \boxed{3}.", "2, 3"),
         (r"$\boxed{1}$, $\boxed{-2}$", "1, -2"),
         (r"\boxed{15\frac{39}{40}}, or \boxed{\frac{639}{40}} inches", r"\frac{639}{40}"),
-        # a truncated completion: the unclosed last box is not an answer, the earlier one is
-        (r"maybe \boxed{5} but then \boxed{\frac{1}{2", "5"),
         # answer tags, ####, "the answer is"
         ("<reasoning>2+2</reasoning>\n<answer>\n4\n</answer>", "4"),
         ("<answer>The total is 3 + 4 = 7 apples.</answer>", "7"),

@@ -1,26 +1,47 @@
-"""Finding the final answer a completion commits to (`extract_answer`)."""
+"""Finding the final answer a completion commits to (`extract_answer`).
+
+Order of evidence, first that applies:
+1. the last complete `\boxed{}` / `\fbox{}`; boxes joined only by commas, "and" or spacing
+   (`\boxed{2} \\quad \text{and} \\quad \boxed{3}`) make one answer `2, 3`; an explicit "the final
+   answer is ..." after the last box overrides it; a completion that ends inside an unfinished box
+   has no answer (it was cut off: an earlier number is not what it would have said);
+2. the last `<answer>...</answer>` (prose inside is read with rules 3-5);
+3. `#### N`;
+4. "the (final) answer is ...", "Final Answer:" (a heading: the paragraph after it is read);
+5. the last complete math expression: a `$...$`, `\\(...\\)`, `\\[...\\]` region (several joined by
+   "and" or commas make a list), the text after the last plain `=`, or a number standing alone,
+   whichever comes last. Never a fragment: `$\frac{1}{3}$` is `\frac{1}{3}`, not `3`; `AZYUK2A`
+   has no answer.
+"""
 
 from __future__ import annotations
 
 import re
 
-from utils.answers._latex import _BOX_START, TAIL_CHARS, _box_content, _sanitize
+from utils.answers._latex import _BOX_START, MAX_BOX_CHARS, TAIL_CHARS, _box_content, _sanitize
 from utils.answers._normalize import clean_answer
 
 _HASHES = re.compile(r"####[ \t]*([^\n]*)")
-_ANSWER_IS = re.compile(r"(?:final\s+answer|answer)\s*(?:is\s*:?|:|=)\s*", re.I)
+_ANSWER_IS = re.compile(r"(?:final\s+answer|answer)\s*(?:is\s*:?|:|=)[ \t*_#]*", re.I)
+_FINAL_ANSWER = re.compile(r"final\s+answer\s*(?:is|:)", re.I)  # only this overrides a box
 _CALC_ANNOTATION = re.compile(r"<<[^<>\n]{0,200}>>")  # GSM8K calculator traces: 16-3-4=9 inside <<>>
-_NUMBER_TOKEN = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s*/\s*\d+)?%?|-?\.\d+%?")
-_BOX_JOINER = re.compile(r"^[\s$,]*(?:and)?[\s$,]*$")  # between boxes of one multi-part answer
+# A number standing alone: not part of a word (AZYUK2A), a command argument (\frac{1}{3}) or a power.
+_LONE_NUMBER = re.compile(
+    r"(?<![\w.}{^_/\\])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s+\d+/\d+(?![\d/])|/\d+)?%?(?![\w{}^_]|\.\d|/)"
+    r"|(?<![\w.])-?\.\d+%?(?![\w.])"
+)
+# Between parts of one multi-part answer: commas, semicolons, "and", spacing, `$`, `\text{and}`.
+_JOINER = re.compile(r"^(?:[\s$,;]|and\b|\\quad|\\qquad|\\[,;: !]|\\text\{\s*(?:and|,)?\s*\})*$")
+# Inline or display math; `$$` first so `$$x$$` is one region.
+_MATH_REGION = re.compile(r"\$\$(.+?)\$\$|\$([^$]+?)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.S)
+_ENVIRONMENT = re.compile(r"\\(?:begin|end)\{[A-Za-z*]+\}")
+_CUT_OFF = "cut off"  # the completion ends inside an unfinished box
 
 
 def extract_answer(text: str | None) -> str | None:
     """The final answer a completion commits to, cleaned (see `clean_answer`); None when there is none.
 
-    Rules, first that applies: the last complete `\\boxed{}` / `\\fbox{}` (boxes joined only by
-    commas or "and" make one answer: `\\boxed{2} and \\boxed{3}` -> `2, 3`); else the last
-    `<answer>...</answer>`; else `#### N`; else "the (final) answer is ..."; else the text after
-    the last `=`; else the last number.
+    See the module docstring for the order of evidence.
     """
     if text is None:
         return None
@@ -30,8 +51,11 @@ def extract_answer(text: str | None) -> str | None:
         return None
     if not text.strip():
         return None
-    for rule in (_from_boxes, _from_answer_tags, _from_hashes, _from_answer_is, _from_last_equals, _from_last_number):
-        found = rule(text)
+    boxed = _from_boxes(text)
+    if boxed == _CUT_OFF:
+        return None
+    rules = (_from_answer_tags, _from_hashes, _from_answer_is, _from_last_math)
+    for found in (boxed, *(rule(text) for rule in rules)) if boxed is None else (boxed,):
         if found:
             cleaned = clean_answer(found)
             if cleaned:
@@ -40,18 +64,21 @@ def extract_answer(text: str | None) -> str | None:
 
 
 def _from_boxes(text: str) -> str | None:
+    """The last box (or joined boxes), a closing statement after it, or _CUT_OFF."""
     if "\\boxed" not in text and "\\fbox" not in text:
         return None
     starts = [m.start() for m in _BOX_START.finditer(text)]
+    if _box_content(text, starts[-1]) is None and len(text) - starts[-1] <= MAX_BOX_CHARS:
+        return _CUT_OFF
     boxes: list[tuple[int, str, int]] = []  # (start, content, end) of complete boxes, last first
-    for start in reversed(starts[-64:]):  # a truncated completion may end in an unclosed box
+    for start in reversed(starts[-64:]):
         found = _box_content(text, start)
         if found is None:
             if boxes:
                 break
             continue
         content, end = found
-        if boxes and not _BOX_JOINER.match(text[end : boxes[-1][0]]):
+        if boxes and not _JOINER.match(text[end : boxes[-1][0]]):
             break
         if boxes and end > boxes[-1][0]:  # nested box inside the previous one: not a sibling
             break
@@ -60,6 +87,10 @@ def _from_boxes(text: str) -> str | None:
             break
     if not boxes:
         return None
+    after = text[boxes[0][2] :]
+    closing = _from_answer_is(after) if _FINAL_ANSWER.search(after) else None  # "The final answer is $10,455$"
+    if closing:
+        return closing
     parts = [content.strip() for _, content, _ in reversed(boxes) if content.strip()]
     return ", ".join(parts) if parts else None
 
@@ -75,7 +106,7 @@ def _from_answer_tags(text: str) -> str | None:
     if not content:
         return None
     if len(_PROSE_WORD.findall(content)) >= 3:  # prose inside the tags: find the answer in it
-        for rule in (_from_hashes, _from_answer_is, _from_last_equals, _from_last_number):
+        for rule in (_from_hashes, _from_answer_is, _from_last_math):
             found = rule(content)
             if found:
                 return found
@@ -96,33 +127,79 @@ def _from_hashes(text: str) -> str | None:
 def _from_answer_is(text: str) -> str | None:
     tail = _CALC_ANNOTATION.sub("", text[-TAIL_CHARS:])
     for m in reversed(list(_ANSWER_IS.finditer(tail))):
-        rest = tail[m.end() : m.end() + 500]
-        rest = rest.split("\n\n", 1)[0]
-        inline = re.match(r"\s*(\${1,2}|\\\(|\\\[)(.+?)(\${1,2}|\\\)|\\\])", rest, re.S)
-        candidate = inline.group(2) if inline else _math_prefix(rest.split("\n", 1)[0])
+        rest = tail[m.end() : m.end() + 500].lstrip()
+        paragraph = rest.split("\n\n", 1)[0]  # after a "Final Answer:" heading, the next paragraph
+        inline = re.match(r"(\${1,2}|\\\(|\\\[)(.+?)(\${1,2}|\\\)|\\\])", paragraph, re.S)
+        candidate = inline.group(2) if inline else _math_prefix(paragraph.split("\n", 1)[0])
+        if not (candidate and candidate.strip()):  # "The number of apples is 12.": its last math
+            candidate = _from_last_math(paragraph)
         if candidate and candidate.strip():
             return candidate
     return None
 
 
-def _from_last_equals(text: str) -> str | None:
+def _from_last_math(text: str) -> str | None:
+    """The last complete math expression: a math region or the text after a plain `=`, whichever is
+    later; else the last number standing alone."""
     tail = _CALC_ANNOTATION.sub("", text[-TAIL_CHARS:])
-    for m in reversed(list(re.finditer(r"(?<![<>!=\\])=(?!=)", tail))):
-        rest = tail[m.end() :].split("\n", 1)[0]
-        candidate = _math_prefix(rest)
-        if candidate:
-            return candidate
-        if rest.strip():  # prose right after the last `=`: the rule found nothing usable
-            return None
-    return None
+    candidates = [c for c in (_last_region(tail), _last_equals(tail)) if c] or [c for c in (_last_number(tail),) if c]
+    return max(candidates)[1] if candidates else None
 
 
-def _from_last_number(text: str) -> str | None:
-    tail = _CALC_ANNOTATION.sub("", text[-TAIL_CHARS:])
+def _last_region(tail: str) -> tuple[int, str] | None:
+    """(end, content) of the last math region; regions joined by "and"/commas form one list."""
+    regions: list[tuple[int, int, str]] = []
+    for m in _MATH_REGION.finditer(tail):
+        raw = next(g for g in m.groups() if g is not None)
+        content = raw.strip()
+        if not content or _has_prose(content) or _is_currency(m.group(0), raw):
+            continue
+        if regions and not _JOINER.match(tail[regions[-1][1] : m.start()]):
+            regions = []
+        regions.append((m.start(), m.end(), content))
+    if not regions:
+        return None
+    parts = [_right_of_equals(content) for _, _, content in regions[-8:]]
+    return regions[-1][1], ", ".join(parts)
+
+
+def _is_currency(region: str, raw: str) -> bool:
+    """`$204 + $160 + $330 = $694`: dollar signs, not math (`$5 and gets $` is caught as prose)."""
+    if region.startswith("$$") or not region.startswith("$"):
+        return False
+    return raw != raw.rstrip() or raw.rstrip().endswith(("=", "+", "-", "*", "/", "\\times", "\\cdot"))
+
+
+def _right_of_equals(content: str) -> str:
+    """`x = 42` -> `42`, `2+3=5` -> `5`; relations (<=, \\geq) stay whole."""
+    sides = re.split(r"(?<![<>!=\\])=(?!=)", content)
+    return sides[-1].strip() if len(sides) > 1 and sides[-1].strip() else content
+
+
+def _has_prose(s: str) -> bool:
+    s = _ENVIRONMENT.sub(" ", s)  # \\begin{pmatrix}: a command's argument, not a word
+    return any(
+        w.group(0).lower() not in _MATH_WORDS and not _inside_text_command(s, w.start()) for w in _PROSE_WORD.finditer(s)
+    )
+
+
+def _last_equals(tail: str) -> tuple[int, str] | None:
+    """(position, the math after the last plain `=`); None when prose follows it."""
+    m = None
+    for m in re.finditer(r"(?<![<>!=\\])=(?!=)", tail):  # noqa: B007 - the last one
+        continue
+    if m is None:
+        return None
+    line_end = tail.find("\n", m.end())
+    candidate = _math_prefix(tail[m.end() : line_end if line_end != -1 else len(tail)])
+    return (m.end(), candidate) if candidate else None
+
+
+def _last_number(tail: str) -> tuple[int, str] | None:
     last = None
-    for m in _NUMBER_TOKEN.finditer(tail):
+    for m in _LONE_NUMBER.finditer(tail):
         last = m
-    return last.group(0) if last else None
+    return (last.end(), last.group(0)) if last else None
 
 
 # A word that is prose, not math: 2+ letters not preceded by a backslash (that is a LaTeX command)
