@@ -53,6 +53,22 @@ def test_accuracy_skips_unreadable_golds() -> None:
     assert accuracy(PROMPTS * 4, completions, answer=["84", "proof", "", "\\frac{1}{2"]) == [1.0, None, None, None]
 
 
+def test_accuracy_skips_undecided_checks() -> None:
+    """A check that overruns its deadline is undecided: the sample is skipped (None) and counted, never 0."""
+    from utils import answers
+
+    answers.clear_caches()
+    completions = [r"\boxed{9^{2^{999}}}", THINK_OK, "so it is 85"]  # equal to 3^{2^{1000}}; no check finishes
+    assert accuracy(PROMPTS * 3, completions, answer=["3^{2^{1000}}", "84", "84"]) == [None, 1.0, 0.0]
+    assert answers.stats()["timeouts"] == 1
+
+
+def test_accuracy_pays_no_fragment() -> None:
+    """Issue 12: fragments of a fraction, a radical or a word no longer earn the reward."""
+    completions = [r"Therefore $\frac{1}{3}$.", r"This simplifies to $\sqrt3$", "AZYUK2A", r"First \boxed{3}. Then \boxed{"]
+    assert accuracy(PROMPTS * 4, completions, answer=["3", "3", "2", "3"]) == [0.0, 0.0, 0.0, 0.0]
+
+
 def test_accuracy_needs_answers() -> None:
     with pytest.raises(ValueError, match="answer"):
         accuracy(PROMPTS, [THINK_OK])

@@ -26,7 +26,16 @@ from utils.answers._extract import extract_answer
 from utils.answers._latex import MAX_ANSWER_CHARS, MAX_BOX_CHARS
 from utils.answers._normalize import clean_answer
 from utils.answers._pool import shutdown, warm_up
-from utils.answers._verifier import DEFAULT_TIMEOUT, clear_caches, is_equivalent, is_parseable, stats, verify_batch
+from utils.answers._verifier import (
+    DEFAULT_TIMEOUT,
+    clear_caches,
+    is_equivalent,
+    is_parseable,
+    stats,
+    verify,
+    verify_all,
+    verify_batch,
+)
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -39,6 +48,8 @@ __all__ = [
     "is_parseable",
     "shutdown",
     "stats",
+    "verify",
+    "verify_all",
     "verify_batch",
     "warm_up",
 ]

@@ -102,10 +102,13 @@ def _fast_verdict(g: _Prepared, p: _Prepared, depth: int = 0) -> bool | None:
     """A verdict without math-verify where one is certain; None when symbolic work is needed.
 
     Every False here is a case math-verify also rejects: different numbers, different kinds of
-    object, different constant values, an expression in x against a constant.
+    object, different constant values, an expression in x against a constant; and one rule where
+    math-verify is wrong: a sequence that goes on (`1, 2, 3, \\ldots`) is not the finite list.
     """
     if g.key == p.key:
         return True
+    if ("\\ldots" in g.key) != ("\\ldots" in p.key):
+        return False
     if g.number is not None and p.number is not None:
         return _numbers_equal(g.number, p.number)
     if depth == 0:

@@ -14,7 +14,7 @@ _SIZING = re.compile(r"\\(?:left|right|bigl|bigr|Bigl|Bigr|biggl|biggr|big|Big|b
 _SPACING = re.compile(r"(?<!\\)\\[,;:! ]|\\quad|\\qquad|~")  # not the `\\` row break of a matrix
 _DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|°|\\degree(?![A-Za-z])|\\circ(?![A-Za-z])")
 _THOUSANDS = re.compile(r"[-+]?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?%?")
-_DECIMAL_COMMA = re.compile(r"([-+]?(?:0|\d{4,})),(\d+)%?")
+_DECIMAL_COMMA = re.compile(r"([-+]?(?:0(?=,\d{3})|\d{4,})),(\d+)%?")  # 0,5 may be a list of roots
 _ELLIPSIS = re.compile(r"\\[lc]?dots(?![A-Za-z])|…|\.\.\.")
 _PERCENT_WORD = re.compile(r"(?<=\d)\s*(?:\\text\{\s*)?(?:percent(?:age)?|pct|per\s*cent)\b\s*\}?\.?", re.I)
 _WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2,}")  # a prose word, not a command or a variable
@@ -83,7 +83,7 @@ def _strip_text(s: str) -> str:
     else:
         for _ in range(3):  # units: "864 \mbox{ inches}^2", "5.4 \text{ cents}", "0.06 \text{ yuan}"
             stripped = _TRAILING_TEXT.sub("", s)
-            if stripped == s or not stripped.strip() or _PERCENT_WORD.match(s[len(stripped) :]):
+            if stripped == s or not stripped.strip() or re.search(r"percent|pct", s[len(stripped) :], re.I):
                 break
             s = stripped
         s = _INNER_TEXT.sub(lambda m: f" {m.group(1)} ", s)

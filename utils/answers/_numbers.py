@@ -101,6 +101,8 @@ def _same_values(a: list[complex], b: list[complex]) -> bool:
     for x, y in zip(a, b, strict=True):
         if x == y:
             continue  # also inf == inf
+        if math.isinf(abs(x)) or math.isinf(abs(y)):
+            return False  # one infinite, the other not
         if not (abs(x - y) <= max(2e-6, 1e-9 * max(abs(x), abs(y)))):
             return False
     return True
@@ -205,6 +207,8 @@ class _Evaluator:
             exponent = self.unary(depth + 1) if self.peek() in "+-" else self.atom(depth + 1)
             if self.pos < len(self.tokens) and self.peek() == "^":
                 raise _NotConstant  # a^b^c: leave towers to math-verify's reading
+            if _astronomical(base, exponent):
+                return math.inf  # 9^{9^{9}}: no finite answer equals it, and nothing need evaluate it
             if abs(exponent) > 1000 or (isinstance(base, float) and base < 0 and exponent != int(exponent.real)):
                 raise _NotConstant
             base = base**exponent
@@ -268,6 +272,13 @@ class _Evaluator:
         if self.peek() != "{":
             raise _NotConstant
         return self.atom(depth + 1)
+
+
+def _astronomical(base: complex, exponent: complex) -> bool:
+    """A real power above 10^300 (it overflows a float): larger than any finite answer can be."""
+    if isinstance(base, complex) or isinstance(exponent, complex) or base <= 1 or exponent <= 0:
+        return False
+    return exponent * math.log10(base) > 300
 
 
 def _check_finite(value: complex) -> None:

@@ -16,10 +16,13 @@ from utils.answers._pool import VerifierUnavailable, _pool
 
 logger = logging.getLogger(__name__)
 
-# Per-answer deadline for the symbolic check (seconds). math-verify needs 3-40 ms on real answers
-# (p99), a few times that on a loaded machine; anything slower is pathological, and a GRPO step
-# must not wait for it. With fork and IPC overhead a killed check still returns within 1 s.
-DEFAULT_TIMEOUT = 0.75
+# Per-answer deadline for the symbolic check (seconds), sized from measured check times: in a freshly
+# forked worker the slowest corpus and MATH-500 checks took 0.53 s with the 2 cores loaded ~3x over
+# (load average 6; 0.23 s in a reused worker), and 0.65-0.77 s were seen before the zygote warmed its
+# parsers. 1.5 s is about 3x the worst measured, so a right answer does not turn on machine load; a
+# check that still overruns is undecided (None), never "not equal". Kill, reply and a replacement
+# fork add well under 0.5 s, so the worst single call stays under 2 s.
+DEFAULT_TIMEOUT = 1.5
 
 
 
@@ -94,13 +97,20 @@ def is_equivalent(gold: str, predicted: str | None, *, timeout: float | None = N
 
     Never raises; returns within `timeout` (default DEFAULT_TIMEOUT) seconds of symbolic work, on any
     thread and in any process. The first symbolic check of a process also starts the verifier
-    (1-2 s, once; `warm_up()` pays it ahead). Unreadable or pathological input is not equal.
+    (1-2 s, once; `warm_up()` pays it ahead). Unreadable or pathological input is not equal, and so
+    is an undecided check (see `verify` for the three-way answer).
     """
+    return verify(gold, predicted, timeout=timeout) is True
+
+
+def verify(gold: str, predicted: str | None, *, timeout: float | None = None) -> bool | None:
+    """`is_equivalent` with a third answer: None when the check was not decided (it overran its
+    deadline or its worker died), so a caller can skip the sample instead of calling it wrong."""
     try:
-        return verify_batch([gold], [predicted], timeout=timeout)[0]
+        return verify_all([gold], [predicted], timeout=timeout)[0]
     except Exception:  # noqa: BLE001 - a verdict, never an exception
-        logger.debug("is_equivalent failed", exc_info=True)
-        return False
+        logger.debug("verify failed", exc_info=True)
+        return None
 
 
 def is_parseable(gold: str, *, timeout: float | None = None) -> bool:
@@ -142,7 +152,18 @@ def verify_batch(
     timeout: float | None = None,
     max_workers: int | None = None,
 ) -> list[bool]:
-    """`is_equivalent` for many pairs: fast paths here, the rest on worker processes in parallel.
+    """`is_equivalent` for many pairs (an undecided check is not equal); see `verify_all`."""
+    return [v is True for v in verify_all(golds, predictions, timeout=timeout, max_workers=max_workers)]
+
+
+def verify_all(
+    golds: Sequence[str],
+    predictions: Sequence[str | None],
+    *,
+    timeout: float | None = None,
+    max_workers: int | None = None,
+) -> list[bool | None]:
+    """`verify` for many pairs: fast paths here, the rest on worker processes in parallel.
 
     Each distinct gold is prepared once and sent once per worker with all its predictions (a GRPO
     group), so math-verify parses it once. Predictions are final answers (see `extract_answer`).
@@ -150,7 +171,7 @@ def verify_batch(
     if len(golds) != len(predictions):
         raise ValueError(f"verify_batch: {len(golds)} golds but {len(predictions)} predictions")
     timeout = DEFAULT_TIMEOUT if timeout is None else timeout
-    results: list[bool] = [False] * len(golds)
+    results: list[bool | None] = [False] * len(golds)
     pending: dict[str, dict[str, list[int]]] = {}  # gold clean -> pred clean -> indices
     golds_prepared: dict[object, _Prepared] = {}
     for i, (gold, pred) in enumerate(zip(golds, predictions, strict=True)):
@@ -182,7 +203,7 @@ def verify_batch(
 
 
 def _run_symbolic(
-    pending: dict[str, dict[str, list[int]]], results: list[bool], timeout: float, max_workers: int | None
+    pending: dict[str, dict[str, list[int]]], results: list[bool | None], timeout: float, max_workers: int | None
 ) -> None:
     groups = sorted(pending.items(), key=lambda item: -len(item[1]))
     total = sum(len(preds) for _, preds in groups)
@@ -195,7 +216,7 @@ def _run_symbolic(
         try:
             verdicts = _pool().verify(gold, pred_list, timeout)
         except VerifierUnavailable:
-            logger.warning("math-verify worker unavailable: symbolic answers count as not equal")
+            logger.warning("math-verify worker unavailable: symbolic answers are undecided")
             verdicts = [None] * len(pred_list)
         _count("symbolic", len(pred_list))
         for pred, verdict in zip(pred_list, verdicts, strict=True):
@@ -204,7 +225,7 @@ def _run_symbolic(
             else:
                 _count("timeouts")
             for i in preds[pred]:
-                results[i] = bool(verdict)
+                results[i] = verdict  # None: undecided, never a silent "not equal"
 
     if n_workers <= 1:
         for item in groups:

@@ -6,12 +6,17 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from utils.answers import extract_answer, is_parseable, verify_batch
+from utils.answers import extract_answer, is_parseable, verify_all
 from utils.rewards._common import _golds, _texts
 
 
 def correctness(completions: Sequence[Any], golds: Sequence[Any]) -> list[bool | None]:
-    """Per completion: whether its final answer equals the gold; None where the gold is unreadable."""
+    """Per completion: whether its final answer equals the gold.
+
+    None where the gold is unreadable, or where the check was undecided (it overran its deadline:
+    a verdict must not depend on machine load); TRL skips None samples, and utils.answers.stats()
+    counts the undecided ones as "timeouts".
+    """
     texts = _texts(completions)
     readable = {}
     for gold in golds:
@@ -20,7 +25,7 @@ def correctness(completions: Sequence[Any], golds: Sequence[Any]) -> list[bool |
             readable[key] = is_parseable(gold if isinstance(gold, str) else str(gold))
     keys = [g if isinstance(g, str) else repr(g) for g in golds]
     idx = [i for i, k in enumerate(keys) if readable[k]]
-    verdicts = verify_batch(
+    verdicts = verify_all(
         [golds[i] if isinstance(golds[i], str) else str(golds[i]) for i in idx],
         [extract_answer(texts[i]) for i in idx],
     )
@@ -31,7 +36,8 @@ def correctness(completions: Sequence[Any], golds: Sequence[Any]) -> list[bool |
 
 
 def accuracy(prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float | None]:
-    """1.0 when the completion's final answer equals the gold `answer`, 0.0 otherwise, None for unreadable golds."""
+    """1.0 when the completion's final answer equals the gold `answer`, 0.0 otherwise; None (skipped) for
+    an unreadable gold or an undecided check."""
     verdicts = correctness(completions, _golds(kwargs, len(completions), "accuracy"))
     return [None if v is None else float(v) for v in verdicts]
 
