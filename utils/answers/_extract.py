@@ -27,14 +27,19 @@ _FINAL_ANSWER = re.compile(r"final\s+answer\s*(?:is|:)", re.I)  # only this over
 _CALC_ANNOTATION = re.compile(r"<<[^<>\n]{0,200}>>")  # GSM8K calculator traces: 16-3-4=9 inside <<>>
 # A number standing alone: not part of a word (AZYUK2A), a command argument (\frac{1}{3}) or a power.
 _LONE_NUMBER = re.compile(
-    r"(?<![\w.}{^_/\\])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s+\d+/\d+(?![\d/])|/\d+)?%?(?![\w{}^_]|\.\d|/)"
+    r"(?<![\w.}{^_/\\])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s+\d+/\d+(?![\d/])|/\d+)?%?"
+    r"(?=(?:[A-Za-z]{2,3}|[mgshL])?[²³]?(?![\w{}^_]|\.\d|/))"
     r"|(?<![\w.])-?\.\d+%?(?![\w.])"
 )
 # Between parts of one multi-part answer: commas, semicolons, "and", spacing, `$`, `\text{and}`.
-_JOINER = re.compile(r"^(?:[\s$,;]|and\b|\\quad|\\qquad|\\[,;: !]|\\text\{\s*(?:and|,)?\s*\})*$")
+_JOINER = re.compile(r"^(?:[\s$,;]|and\b|\\[()\[\]]|\\quad|\\qquad|\\[,;: !]|\\text\{[^{}]{0,40}?(?:\band|,)?\s*\})*$")
 # Inline or display math; `$$` first so `$$x$$` is one region.
-_MATH_REGION = re.compile(r"\$\$(.+?)\$\$|\$([^$]+?)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.S)
+_MATH_REGION = re.compile(r"\$\$(.+?)\$\$|\$([^$\n]+?)\$|\\\(([^\n]+?)\\\)|\\\[(.+?)\\\]", re.S)
+_TEXT_COMMAND = re.compile(r"\\(?:text\w*|mbox|mathrm|operatorname)\s*\{[^{}]*\}")
+_BARE_NAME = re.compile(r"^(?:[A-Za-z]|[A-Z]{2,})(?:_\{?\w+\}?)?(?:\([A-Za-z]\))?$")  # $n$, $f(x)$, $a_1$, $ABCD$: a name, not an answer
 _ENVIRONMENT = re.compile(r"\\(?:begin|end)\{[A-Za-z*]+\}")
+_BROKEN_INLINE = re.compile(r"(?:\$|\\\()[ \t]*\n\s*$")  # `$ \n 9 \n $`: inline math cannot span lines
+_SENTENCE_END = re.compile(r"[.!?](?:\s|\$|$)|\n")
 _CUT_OFF = "cut off"  # the completion ends inside an unfinished box
 
 
@@ -127,10 +132,9 @@ def _from_hashes(text: str) -> str | None:
 def _from_answer_is(text: str) -> str | None:
     tail = _CALC_ANNOTATION.sub("", text[-TAIL_CHARS:])
     for m in reversed(list(_ANSWER_IS.finditer(tail))):
-        rest = tail[m.end() : m.end() + 500].lstrip()
+        rest = re.sub(r'^\s*(?:\\?["\'])*', "", tail[m.end() : m.end() + 500])  # `is "$12$ and $13$"`
         paragraph = rest.split("\n\n", 1)[0]  # after a "Final Answer:" heading, the next paragraph
-        inline = re.match(r"(\${1,2}|\\\(|\\\[)(.+?)(\${1,2}|\\\)|\\\])", paragraph, re.S)
-        candidate = inline.group(2) if inline else _math_prefix(paragraph.split("\n", 1)[0])
+        candidate = _leading_math(paragraph) or _math_prefix(paragraph.split("\n", 1)[0])
         if not (candidate and candidate.strip()):  # "The number of apples is 12.": its last math
             candidate = _from_last_math(paragraph)
         if candidate and candidate.strip():
@@ -138,36 +142,61 @@ def _from_answer_is(text: str) -> str | None:
     return None
 
 
+def _leading_math(paragraph: str) -> str | None:
+    """The math regions a statement starts with: `$12$ and $13$` -> `12, 13`."""
+    if not paragraph.startswith(("$", "\\(", "\\[")):
+        return None
+    groups = _region_groups(paragraph)
+    if groups and groups[0][0][0] == 0:
+        return _joined(groups[0])[1]
+    inline = re.match(r"(\${1,2}|\\\(|\\\[)(.+?)(\${1,2}|\\\)|\\\])", paragraph, re.S)
+    return inline.group(2) if inline else None
+
+
 def _from_last_math(text: str) -> str | None:
     """The last complete math expression: a math region or the text after a plain `=`, whichever is
     later; else the last number standing alone."""
     tail = _CALC_ANNOTATION.sub("", text[-TAIL_CHARS:])
-    candidates = [c for c in (_last_region(tail), _last_equals(tail)) if c] or [c for c in (_last_number(tail),) if c]
-    return max(candidates)[1] if candidates else None
+    math = max((c for c in (_last_region(tail), _last_equals(tail)) if c), default=None)
+    number = _last_number(tail)
+    # a sentence may end inside the math before it (`= 2.$$`): look from just before the closing delimiter
+    if number and (math is None or _SENTENCE_END.search(tail, max(0, math[0] - 3), number[0] - len(number[1]))):
+        return number[1]  # "... $\\frac{90}{n}$ ... Therefore, there are 12 sequences."
+    return math[1] if math else None
 
 
 def _last_region(tail: str) -> tuple[int, str] | None:
     """(end, content) of the last math region; regions joined by "and"/commas form one list."""
-    regions: list[tuple[int, int, str]] = []
+    groups = _region_groups(tail)
+    return _joined(groups[-1]) if groups else None
+
+
+def _region_groups(tail: str) -> list[list[tuple[int, int, str]]]:
+    """Math regions that can be answers, as runs joined only by commas, "and" or spacing."""
+    groups: list[list[tuple[int, int, str]]] = []
     for m in _MATH_REGION.finditer(tail):
         raw = next(g for g in m.groups() if g is not None)
         content = raw.strip()
-        if not content or _has_prose(content) or _is_currency(m.group(0), raw):
+        if not content or _has_prose(content) or _is_currency(m.group(0), raw, tail[m.end() : m.end() + 1]):
             continue
-        if regions and not _JOINER.match(tail[regions[-1][1] : m.start()]):
-            regions = []
-        regions.append((m.start(), m.end(), content))
-    if not regions:
-        return None
-    parts = [_right_of_equals(content) for _, _, content in regions[-8:]]
-    return regions[-1][1], ", ".join(parts)
+        if _BARE_NAME.match(content):
+            continue
+        if groups and _JOINER.match(tail[groups[-1][-1][1] : m.start()]):
+            groups[-1].append((m.start(), m.end(), content))
+        else:
+            groups.append([(m.start(), m.end(), content)])
+    return groups
 
 
-def _is_currency(region: str, raw: str) -> bool:
+def _joined(group: list[tuple[int, int, str]]) -> tuple[int, str]:
+    return group[-1][1], ", ".join(_right_of_equals(content) for _, _, content in group[-8:])
+
+
+def _is_currency(region: str, raw: str, following: str) -> bool:
     """`$204 + $160 + $330 = $694`: dollar signs, not math (`$5 and gets $` is caught as prose)."""
     if region.startswith("$$") or not region.startswith("$"):
         return False
-    return raw != raw.rstrip() or raw.rstrip().endswith(("=", "+", "-", "*", "/", "\\times", "\\cdot"))
+    return following[:1].isdigit() or raw.rstrip().endswith(("=", "+", "-", "*", "/", "\\times", "\\cdot"))
 
 
 def _right_of_equals(content: str) -> str:
@@ -177,7 +206,10 @@ def _right_of_equals(content: str) -> str:
 
 
 def _has_prose(s: str) -> bool:
-    s = _ENVIRONMENT.sub(" ", s)  # \\begin{pmatrix}: a command's argument, not a word
+    if "\\begin" in s:
+        s = _ENVIRONMENT.sub(" ", s).replace("&", " ")  # \\begin{pmatrix}, matrix columns: not prose
+    if re.fullmatch(r"\s*[A-Za-z]+\s*", s):
+        return False  # one word ($odd$): a text answer
     return any(
         w.group(0).lower() not in _MATH_WORDS and not _inside_text_command(s, w.start()) for w in _PROSE_WORD.finditer(s)
     )
@@ -198,7 +230,8 @@ def _last_equals(tail: str) -> tuple[int, str] | None:
 def _last_number(tail: str) -> tuple[int, str] | None:
     last = None
     for m in _LONE_NUMBER.finditer(tail):
-        last = m
+        if not _BROKEN_INLINE.search(tail, max(0, m.start() - 20), m.start()):
+            last = m
     return (last.end(), last.group(0)) if last else None
 
 
@@ -232,6 +265,5 @@ def _math_prefix(s: str) -> str | None:
 
 
 def _inside_text_command(s: str, pos: int) -> bool:
-    opened = s.rfind("\\text{", 0, pos)
-    return opened != -1 and s.find("}", opened) > pos
+    return any(m.start() < pos < m.end() for m in _TEXT_COMMAND.finditer(s, max(0, pos - 200), pos + 200))
 

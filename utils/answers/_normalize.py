@@ -17,6 +17,7 @@ _THOUSANDS = re.compile(r"[-+]?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?%?")
 _DECIMAL_COMMA = re.compile(r"([-+]?(?:0(?=,\d{3})|\d{4,})),(\d+)%?")  # 0,5 may be a list of roots
 _ELLIPSIS = re.compile(r"\\[lc]?dots(?![A-Za-z])|…|\.\.\.")
 _PERCENT_WORD = re.compile(r"(?<=\d)\s*(?:\\text\{\s*)?(?:percent(?:age)?|pct|per\s*cent)\b\s*\}?\.?", re.I)
+_DOUBLED_BACKSLASH = re.compile(r"\\\\(?=(?:frac|dfrac|tfrac|left|right|sqrt|pi|text|cdot|times|infty)(?![A-Za-z]))")
 _WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2,}")  # a prose word, not a command or a variable
 _UNITS = (
     r"(?:cm|mm|km|m|meters?|kilometers?|centimeters?|in|inch(?:es)?|ft|feet|foot|yards?|miles?|kg|g|grams?|"
@@ -62,6 +63,7 @@ def _strip_markup(s: str) -> str:
         if k in s:
             s = s.replace(k, v)
     s = s.replace("\\$", "").replace("$", "")
+    s = _DOUBLED_BACKSLASH.sub(r"\\", s)  # `\\frac` from a doubly escaped string is `\frac`
     s = re.sub(r"(?<!\\)\\[\[\]()]", "", s)  # \( \) \[ \] math delimiters
     s = s.replace("\\displaystyle", "")
     s = re.sub(r"\\[dt]frac(?![A-Za-z])", r"\\frac", s)
