@@ -17,6 +17,7 @@ _THOUSANDS = re.compile(r"[-+]?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?%?")
 _DECIMAL_COMMA = re.compile(r"([-+]?(?:0(?=,\d{3})|\d{4,})),(\d+)%?")  # 0,5 may be a list of roots
 _ELLIPSIS = re.compile(r"\\[lc]?dots(?![A-Za-z])|…|\.\.\.")
 _PERCENT_WORD = re.compile(r"(?<=\d)\s*(?:\\text\{\s*)?(?:percent(?:age)?|pct|per\s*cent)\b\s*\}?\.?", re.I)
+_ARRAY_MATRIX = re.compile(r"[\[(]?\s*\\begin\{array\}\{[^{}]*\}(.*?)\\end\{array\}\s*[\])]?", re.S)
 _DOUBLED_BACKSLASH = re.compile(r"\\\\(?=(?:frac|dfrac|tfrac|left|right|sqrt|pi|text|cdot|times|infty)(?![A-Za-z]))")
 _WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2,}")  # a prose word, not a command or a variable
 _UNITS = (
@@ -69,6 +70,7 @@ def _strip_markup(s: str) -> str:
     s = re.sub(r"\\[dt]frac(?![A-Za-z])", r"\\frac", s)
     s = re.sub(r"\\[dt]binom(?![A-Za-z])", r"\\binom", s)
     s = _SIZING.sub("", s)
+    s = _ARRAY_MATRIX.sub(r"\\begin{pmatrix}\1\\end{pmatrix}", s)  # [\begin{array}{cc}..\end{array}] is a matrix
     # LaTeX thousands separators before spacing commands go: 32,\!348, 1{,}000 and 14 {, }916
     s = re.sub(r"(\d),\\!\s*(?=\d{3})", r"\1", s)
     s = re.sub(r"(\d)\s*\{\s*,\s*\}\s*(?=\d{3})", r"\1", s)
