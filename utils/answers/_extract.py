@@ -56,15 +56,13 @@ def extract_answer(text: str | None) -> str | None:
         return None
     if not text.strip():
         return None
-    boxed = _from_boxes(text)
-    if boxed == _CUT_OFF:
-        return None
-    rules = (_from_answer_tags, _from_hashes, _from_answer_is, _from_last_math)
-    for found in (boxed, *(rule(text) for rule in rules)) if boxed is None else (boxed,):
-        if found:
-            cleaned = clean_answer(found)
-            if cleaned:
-                return cleaned
+    for rule in (_from_boxes, _from_answer_tags, _from_hashes, _from_answer_is, _from_last_math):
+        found = rule(text)
+        if found == _CUT_OFF:
+            return None
+        cleaned = clean_answer(found) if found else ""
+        if cleaned:
+            return cleaned
     return None
 
 
