@@ -101,8 +101,10 @@ def _corpus_with_notes() -> list[tuple[str, str, str, bool, str]]:
 
 @pytest.mark.parametrize("corpus", ["equivalence", "extraction"])
 def test_corpus_says_where_math_verify_is_wrong(math_verify_verdicts: dict, corpus: str) -> None:
-    """Expected verdicts agree with math-verify except where the note says it is wrong (and why)."""
-    unexplained = [(k, note) for k, e, mv, _, note in math_verify_verdicts[corpus] if (mv != e) != ("math-verify wrong" in note)]
+    """Expected verdicts agree with math-verify except where the note says it is wrong (and why); a row whose
+    math-verify verdict depends on load (its own 5 s timeout) says "math-verify varies"."""
+    rows = [row for row in math_verify_verdicts[corpus] if "math-verify varies" not in row[4]]
+    unexplained = [(k, note) for k, e, mv, _, note in rows if (mv != e) != ("math-verify wrong" in note)]
     assert unexplained == []
 
 
