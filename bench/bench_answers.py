@@ -11,6 +11,11 @@ Same pairs for both, in one run:
 math-verify runs as its README shows: `verify(parse("$gold$"), parse(completion))`, default settings,
 main thread. Ours runs `verify_batch(golds, [extract_answer(c) for c in completions])` from a cold
 verdict cache with freshly forked workers (the one-time verifier start is reported separately).
+
+Beside the speed table, an accuracy table by class on the repo's corpora (tests/data/
+equivalence_cases.tsv: bare answers; tests/data/extraction_cases.tsv: answers read out of prose):
+right verdicts, false "equal" verdicts (a reward paid for a wrong answer) and undecided checks
+(ours: a deadline overrun, which the accuracy reward skips), ours against math-verify 0.9.0.
 """
 
 from __future__ import annotations
@@ -27,7 +32,9 @@ from pathlib import Path
 from report import SHARED_DATA, peak_rss_mib, write_section
 
 from utils import answers  # noqa: E402 - report puts the repo root on sys.path
-from utils.answers import extract_answer, is_equivalent, verify_batch
+from utils.answers import extract_answer, is_equivalent, verify_all, verify_batch
+
+DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
 
 Pair = tuple[str, str, bool]  # gold, completion, ground truth
 
@@ -90,7 +97,50 @@ ADVERSARIAL = [
     ("3", "the answer is \x00 3 \x00"),
     ("3", "\\boxed{3}\udcff\ud800"),
     ("3", ""),
+    ("3^{2^{1000}}", "\\boxed{9^{2^{999}}}"),  # equal, but no checker can expand it: killed, undecided
 ]
+
+
+def corpus_rows() -> list[tuple[str, str, str, str, bool]]:
+    """(corpus, class, gold, completion or bare answer, expected) from both corpora."""
+    rows = []
+    for corpus, name in (("bare", "equivalence_cases.tsv"), ("prose", "extraction_cases.tsv")):
+        for line in (DATA / name).read_text(encoding="utf-8").splitlines():
+            if line.startswith("#") or not line.strip():
+                continue
+            kind, gold, text, expected, *_ = line.split("\t")
+            rows.append((corpus, kind, gold, text.replace("⏎", "\n"), expected == "1"))
+    return rows
+
+
+def accuracy_table() -> tuple[list[str], dict[str, int]]:
+    """Rows of the accuracy table by class, and the totals."""
+    from math_verify import parse, verify
+
+    rows = corpus_rows()
+    answers.clear_caches()
+    ours = verify_all([g for _, _, g, _, _ in rows], [t if c == "bare" else extract_answer(t) for c, _, _, t, _ in rows])
+    tally: dict[tuple[str, str], list[int]] = {}
+    for (corpus, kind, gold, text, expected), our in zip(rows, ours, strict=True):
+        theirs = bool(verify(parse(f"${gold}$"), parse(f"${text}$" if corpus == "bare" else text)))
+        t = tally.setdefault((corpus, kind), [0] * 6)  # n, ours right, false "equal", undecided, mv right, mv false
+        t[0] += 1
+        t[1] += our is expected
+        t[2] += our is True and not expected
+        t[3] += our is None
+        t[4] += theirs == expected
+        t[5] += theirs and not expected
+    totals = [sum(t[i] for t in tally.values()) for i in range(6)]
+    lines = [
+        f"| {corpus} | {kind} | {t[0]} | {t[1]} | {t[2]} | {t[3]} | {t[4]} | {t[5]} | "
+        + ("**no**" if t[1] < t[4] or t[2] > t[5] else "yes")
+        + " |"
+        for (corpus, kind), t in sorted(tally.items())
+    ]
+    lines.append(
+        f"| **all** | | {totals[0]} | **{totals[1]}** | **{totals[2]}** | {totals[3]} | **{totals[4]}** | **{totals[5]}** | |"
+    )
+    return lines, dict(zip(["n", "ours_right", "ours_false", "undecided", "mv_right", "mv_false"], totals, strict=True))
 
 
 def run_math_verify(pairs: list[tuple[str, str]]) -> tuple[list[bool], list[float]]:
@@ -192,6 +242,9 @@ def main() -> int:
         f"**{totals['mv_time'] / totals['our_time']:.1f}x** | | | | | |"
     )
 
+    fresh_verifier()
+    accuracy_rows, accuracy_totals = accuracy_table()
+    print(f"corpus accuracy: {accuracy_totals}", flush=True)
     adv = [(g, c) for g, c in ADVERSARIAL]
     mv_adv_verdicts, mv_adv_lat = run_math_verify(adv)
     fresh_verifier()
@@ -206,6 +259,17 @@ def main() -> int:
     ]
     body = "\n".join(
         [
+            "Accuracy on the corpora, by class (bare: tests/data/equivalence_cases.tsv, a gold and a bare answer; "
+            "prose: tests/data/extraction_cases.tsv, a gold and a completion the answer must be read out of). "
+            "Expected verdicts are the mathematically right ones; the corpus notes each row where math-verify is wrong. "
+            "math-verify runs as its README shows (`verify(parse(\"$gold$\"), parse(completion))`, the bare answer "
+            "wrapped in `$`); it has no undecided verdict.",
+            "",
+            "| corpus | class | n | ours right | ours false \"equal\" | ours undecided | math-verify right | "
+            "math-verify false \"equal\" | ours at least as good |",
+            "|---|---|---:|---:|---:|---:|---:|---:|:---:|",
+            *accuracy_rows,
+            "",
             "Throughput (verdicts/s, one process; ours fans symbolic checks out to worker processes):",
             "",
             "| pairs | n | math-verify /s | ours /s | ratio | agreement | math-verify right | ours right | "
@@ -224,8 +288,9 @@ def main() -> int:
             *lat_rows,
             "",
             f"Adversarial inputs: {', '.join(_describe(c) for _, c in ADVERSARIAL)}. Ours bounds symbolic work at "
-            f"{answers.DEFAULT_TIMEOUT} s per answer (worker killed and replaced); math-verify's own bound is a "
-            "5 s signal alarm, main thread only.",
+            f"{answers.DEFAULT_TIMEOUT} s per answer (worker killed and replaced; the verdict is undecided, never "
+            "\"not equal\"), so the worst single call stays under 2 s; math-verify's own bound is a 5 s signal alarm, "
+            "main thread only.",
             f"Machine load average at start: {load_before:.1f} (both sides measured in the same run, so the ratios "
             "hold; absolute rates move with the load). "
             f"Verifier start (fork server importing math-verify, once per process, not in the timings): "

@@ -53,6 +53,22 @@ def test_accuracy_skips_unreadable_golds() -> None:
     assert accuracy(PROMPTS * 4, completions, answer=["84", "proof", "", "\\frac{1}{2"]) == [1.0, None, None, None]
 
 
+def test_accuracy_skips_undecided_checks() -> None:
+    """A check that overruns its deadline is undecided: the sample is skipped (None) and counted, never 0."""
+    from utils import answers
+
+    answers.clear_caches()
+    completions = [r"\boxed{9^{2^{999}}}", THINK_OK, "so it is 85"]  # equal to 3^{2^{1000}}; no check finishes
+    assert accuracy(PROMPTS * 3, completions, answer=["3^{2^{1000}}", "84", "84"]) == [None, 1.0, 0.0]
+    assert answers.stats()["timeouts"] == 1
+
+
+def test_accuracy_pays_no_fragment() -> None:
+    """Issue 12: fragments of a fraction, a radical or a word no longer earn the reward."""
+    completions = [r"Therefore $\frac{1}{3}$.", r"This simplifies to $\sqrt3$", "AZYUK2A", r"First \boxed{3}. Then \boxed{"]
+    assert accuracy(PROMPTS * 4, completions, answer=["3", "3", "2", "3"]) == [0.0, 0.0, 0.0, 0.0]
+
+
 def test_accuracy_needs_answers() -> None:
     with pytest.raises(ValueError, match="answer"):
         accuracy(PROMPTS, [THINK_OK])
@@ -215,6 +231,68 @@ def test_recipe_rejects_unknown_reward_at_load(tmp_path: Path) -> None:
         recipe_from_dict({"rewards": {"length": {"weight": 1, "max_lenght": 5}}})
 
 
+def test_wrong_signed_parameters_are_refused_at_load() -> None:
+    # a positive max_penalty used to turn the repetition penalty into a bonus (+0.75)
+    with pytest.raises(UserError, match=r"rewards.repetition.max_penalty: must be <= 0 .*got 0.75"):
+        recipe_from_dict({"rewards": {"repetition": {"weight": 1, "max_penalty": 0.75}}})
+    with pytest.raises(UserError, match=r"rewards.overlong.penalty: must be >= 0"):
+        recipe_from_dict({"rewards": {"overlong": {"weight": 1, "penalty": -1}}})
+    with pytest.raises(UserError, match=r"rewards.repetition.ngram_size: must be a whole number >= 1"):
+        recipe_from_dict({"rewards": {"repetition": {"weight": 1, "ngram_size": 0}}})
+    with pytest.raises(UserError, match=r"rewards.length.min_value_wrong: must not exceed max_value_wrong"):
+        recipe_from_dict({"rewards": {"length": {"weight": 1, "min_value_wrong": 0.5, "max_value_wrong": -0.5}}})
+    recipe_from_dict({"rewards": {"repetition": {"weight": 1, "max_penalty": -0.5}}})  # the right sign loads
+
+
+# ---------------------------------------------------------------------------------------------
+# Custom rewards by import path (tests/custom_rewards.py)
+
+CUSTOM = "tests.custom_rewards.brevity"
+
+
+def test_custom_reward_by_import_path_through_a_recipe(tmp_path: Path) -> None:
+    path = tmp_path / "custom.yaml"
+    path.write_text(f"rewards:\n  accuracy: 1.0\n  {CUSTOM}: {{weight: 0.2, target_words: 2}}\n")
+    recipe = load_recipe(path)
+    functions, weights = build_reward_functions(recipe.rewards, recipe.prompt.format, 64)
+    assert [f.__name__ for f in functions] == ["accuracy", CUSTOM]  # TRL logs rewards/<full path>/mean
+    assert weights == [1.0, 0.2]
+    out = functions[1](PROMPTS * 3, ["two words", "now three words", conv("four words right here")], answer=["1"] * 3)
+    assert out == [1.0, 0.5, 0.0]  # target_words=2 reached the function
+
+
+def test_custom_reward_weight_and_registry_params_by_set(tmp_path: Path) -> None:
+    path = tmp_path / "base.yaml"
+    path.write_text("rewards: {accuracy: 1.0, overlong: {weight: 0.5}}\n")
+    recipe = load_recipe(path, [f"rewards.{CUSTOM}=0.3", "rewards.overlong.buffer=16"])
+    assert recipe.rewards[CUSTOM] == 0.3  # one key with dots, not rewards: {tests: {custom_rewards: ...}}
+    assert recipe.rewards["overlong"] == {"weight": 0.5, "buffer": 16}  # a registry reward's parameter
+    functions, _ = build_reward_functions(recipe.rewards, recipe.prompt.format, 64)
+    assert functions[-1].__name__ == CUSTOM and functions[-1](PROMPTS, ["a b"]) == [1.0]
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("my_pkg.nope", "rewards.my_pkg.nope: cannot import 'my_pkg' (No module named 'my_pkg')"),
+        ("tests.custom_rewards.nope", "rewards.tests.custom_rewards.nope: 'tests.custom_rewards' has no attribute 'nope'"),
+        ("tests.custom_rewards.NOT_A_FUNCTION",
+         "rewards.tests.custom_rewards.NOT_A_FUNCTION: 'tests.custom_rewards.NOT_A_FUNCTION' is not callable (it is a int)"),
+    ],
+)
+def test_custom_reward_wrong_paths_fail_at_load(tmp_path: Path, name: str, message: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(f"rewards: {{accuracy: 1.0, {name}: 0.5}}\n")
+    with pytest.raises(UserError) as err:
+        load_recipe(path)
+    assert str(err.value).endswith(message) and "\n" not in str(err.value)
+
+
+def test_custom_reward_unknown_parameter() -> None:
+    with pytest.raises(UserError, match=rf"rewards.{CUSTOM}.target: unknown parameter \(did you mean 'target_words'\?\)"):
+        recipe_from_dict({"rewards": {CUSTOM: {"weight": 1, "target": 3}}})
+
+
 def test_shipped_recipes_build_their_rewards() -> None:
     for path in sorted((ROOT / "recipes").glob("*.yaml")):
         recipe = load_recipe(path)
@@ -236,7 +314,7 @@ def test_grpo_trainer_logs_each_reward(tiny_model_dir: Path, tmp_path: Path) -> 
         for a, b in [(1, 2), (3, 4)]
     ]
     functions, weights = build_reward_functions(
-        {"accuracy": 1.0, "format": 0.25, "overlong": {"weight": 0.5, "buffer": 4}}, "think_boxed", 8
+        {"accuracy": 1.0, "format": 0.25, "overlong": {"weight": 0.5, "buffer": 4}, CUSTOM: 0.1}, "think_boxed", 8
     )
     config = GRPOConfig(
         output_dir=str(tmp_path), use_cpu=True, bf16=False, max_steps=1, per_device_train_batch_size=4,
@@ -246,5 +324,5 @@ def test_grpo_trainer_logs_each_reward(tiny_model_dir: Path, tmp_path: Path) -> 
     trainer = GRPOTrainer(model=str(tiny_model_dir), reward_funcs=functions, args=config, train_dataset=Dataset.from_list(rows))
     trainer.train()
     logged = {k for entry in trainer.state.log_history for k in entry}
-    for name in ("accuracy", "format", "overlong"):
+    for name in ("accuracy", "format", "overlong", CUSTOM):
         assert f"rewards/{name}/mean" in logged, sorted(logged)

@@ -1,6 +1,6 @@
 """Symbolic verification server for utils.answers: a fork server ("zygote") and its workers.
 
-Run as `python _verify_worker.py FD`, where FD is a Unix socket to the client (utils.answers).
+Run as `python _worker.py FD`, where FD is a Unix socket to the client (utils.answers).
 The zygote imports math-verify once, says it is ready, then forks one worker per request; the
 client hands it one end of a fresh socketpair for each worker (SCM_RIGHTS). A worker answers
 newline-delimited JSON requests on its socket until the client closes it.

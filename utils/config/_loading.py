@@ -139,8 +139,13 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 
 def set_path(raw: dict[str, Any], key: str, value: Any, where: str) -> None:
-    """Set `a.b.c` in a nested mapping, creating sections on the way."""
-    parts = key.split(".")
+    """Set `a.b.c` in a nested mapping, creating sections on the way.
+
+    The `rewards` section's keys are reward names, and a custom reward's name is an import path with
+    dots: `rewards.NAME=weight` sets the reward NAME (dots and all); `rewards.NAME.PARAM=value` sets a
+    parameter of a registry reward (registry names have no dots).
+    """
+    parts = _reward_path(key.split("."))
     node = raw
     for depth, part in enumerate(parts[:-1]):
         child = node.setdefault(part, {})
@@ -148,3 +153,13 @@ def set_path(raw: dict[str, Any], key: str, value: Any, where: str) -> None:
             raise UserError(f"{where}: {'.'.join(parts[: depth + 1])} is a value, not a section")
         node = child
     node[parts[-1]] = value
+
+
+def _reward_path(parts: list[str]) -> list[str]:
+    if parts[0] != "rewards" or len(parts) <= 2:
+        return parts
+    from utils.rewards import REWARDS  # lazy: the registry pulls in utils.answers
+
+    if len(parts) == 3 and parts[1] in REWARDS:
+        return parts
+    return ["rewards", ".".join(parts[1:])]
