@@ -18,6 +18,13 @@ def length_reward(completions: list, **_: Any) -> list[float]:
     return [float(len(c[0]["content"] if isinstance(c, list) else c)) for c in completions]
 
 
+def varying_length_reward(prompts: list, completions: list, **_: Any) -> list[float]:
+    """Distinct characters per completion / 10: varies within a group, so a tiny random model's GRPO
+    step has an advantage to follow (its accuracy is always 0). Named by import path in recipes."""
+    texts = [c[0]["content"] if isinstance(c, list) else c for c in completions]
+    return [len(set(t)) / 10.0 for t in texts]
+
+
 def lora_weights(model: Any) -> dict[str, torch.Tensor]:
     return {n: p.detach().float().clone() for n, p in model.named_parameters() if "lora_" in n}
 

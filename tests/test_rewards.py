@@ -207,13 +207,14 @@ def test_build_reward_functions_binds_names_weights_and_params() -> None:
         ({"overlong": {"weight": 1, "bufer": 5}}, "rewards.overlong.bufer: unknown parameter (did you mean 'buffer'?)"),
         ({"format": {"weight": 1, "strict": True}}, "rewards.format.strict: unknown parameter (format takes no parameters)"),
         ({"overlong": {"weight": 1, "buffer": "big"}}, "rewards.overlong.buffer: expected a number, got 'big'"),
-        ({"accuracy": {"weight": "x"}}, "rewards.accuracy: a reward given as a mapping needs a numeric 'weight'"),
+        ({"accuracy": {"weight": "x"}}, "rewards.accuracy.weight: expected float, got 'x' (str)"),
     ],
 )
-def test_build_reward_functions_errors(spec: dict, message: str) -> None:
+def test_reward_spec_errors_at_recipe_load(spec: dict, message: str) -> None:
+    """Checked once, when the recipe loads; build_reward_functions then trusts the validated section."""
     with pytest.raises(UserError) as err:
-        build_reward_functions(spec, "think_boxed", 100)
-    assert str(err.value) == message
+        recipe_from_dict({"rewards": spec}, where="r.yaml")
+    assert str(err.value) == f"r.yaml: {message}"
 
 
 def test_build_reward_functions_rejects_unknown_prompt_format() -> None:

@@ -94,7 +94,7 @@ def test_a_damaged_complete_checkpoint_falls_back_to_the_previous_one(finished_r
 
 
 def test_a_second_run_in_the_same_folder_is_refused_and_a_dead_holder_is_taken_over(tiny_model_dir, tmp_path):
-    from utils.training._run_dir import RunLock
+    from utils.training import RunLock
 
     recipe = recipe_for(tiny_model_dir, tmp_path)
     with RunLock(recipe.run_dir), pytest.raises(UserError, match=rf"in use by a run in progress \(pid {os.getpid()}\)"):

@@ -24,25 +24,14 @@ ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "recipes" / "smoke_cpu.yaml"
 
 
-def varying_length_reward(prompts, completions, **kwargs):
-    """Rewards differ within a group (a random model's accuracy is always 0, so its gradient is 0)."""
-    texts = [c[0]["content"] if isinstance(c, list) else c for c in completions]
-    return [len(set(t)) / 10.0 for t in texts]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def with_varying_reward():
-    """Registered by name, as recipes weight rewards, for every test of this module."""
-    from utils import rewards
-
-    rewards.REWARDS["test_varying"] = varying_length_reward
-    yield
-    rewards.REWARDS.pop("test_varying", None)
+# Rewards differ within a group (a random model's accuracy is always 0, so its gradient is 0): a custom
+# reward named by import path in the recipe, as a user adds one.
+VARYING = "tests.grpo_helpers.varying_length_reward"
 
 
 def smoke_recipe(tiny_model_dir: Path, out: Path, *extra: str):
     overrides = [f"model.name={tiny_model_dir}", f"output.dir={out}", "output.completions_every=1",
-                 "rewards.test_varying=1.0", *extra]
+                 f"rewards.{VARYING}=1.0", *extra]
     return load_recipe(SMOKE, overrides)
 
 
@@ -80,7 +69,7 @@ def test_lora_run_writes_a_complete_run_folder(lora_run):
     steps = [m for m in metrics if "loss" in m]
     assert [m["step"] for m in steps] == [1, 2, 3, 4]
     for m in steps:
-        for key in ("rewards/accuracy/mean", "rewards/accuracy/std", "rewards/test_varying/mean", "reward",
+        for key in ("rewards/accuracy/mean", "rewards/accuracy/std", f"rewards/{VARYING}/mean", "reward",
                     "completions/mean_length", "step_time_s", "tokens_per_s", "peak_memory_mib"):
             assert key in m, key
     evals = [m for m in metrics if "eval/accuracy" in m]
@@ -90,7 +79,7 @@ def test_lora_run_writes_a_complete_run_folder(lora_run):
     assert {c["step"] for c in completions} == {1, 2, 3, 4}
     sample = completions[0]
     assert sample["prompt"] and "completion" in sample and "extracted" in sample and sample["gold"] is not None
-    assert set(sample["rewards"]) == {"accuracy", "format", "test_varying"}
+    assert set(sample["rewards"]) == {"accuracy", "format", VARYING}
 
     assert {p.name for p in (run / "plots").glob("*.png")} == {"reward.png", "accuracy.png", "completion_length.png"}
     best = json.loads((run / "best" / "best.json").read_text())
@@ -115,7 +104,7 @@ def test_resume_continues_at_the_right_step(lora_run, tmp_path):
     run = tmp_path / recipe.run_name
     shutil.copytree(outcome.run_dir, run)
     resumed = load_recipe(recipe.source, [f"model.name={recipe.model.name}", f"output.dir={tmp_path}",
-                                          "output.completions_every=1", "rewards.test_varying=1.0",
+                                          "output.completions_every=1", f"rewards.{VARYING}=1.0",
                                           "training.max_steps=6"])
     result = run_training(resumed, resume=True, progress=False)
     assert result.global_step == 6

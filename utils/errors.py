@@ -7,8 +7,11 @@ class UserError(Exception):
     exit_code = 2
 
 
-class StopRequested(Exception):
-    """Ctrl-C or SIGTERM before a run had anything to save (loading, its first evaluation): it just ends."""
+class StopRequested(BaseException):
+    """Ctrl-C or SIGTERM before a run had anything to save (loading, its first evaluation): it just ends.
+
+    A BaseException, like KeyboardInterrupt: libraries that wrap `except Exception` around their imports
+    (transformers' lazy modules) must not turn a stop into an import error."""
 
 
 def first_line(err: BaseException) -> str:

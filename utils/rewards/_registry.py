@@ -155,7 +155,7 @@ def _as_number(value: Any, default: Any) -> Any:
 def build_reward_functions(
     spec: dict[str, float | dict], prompt_format: str, max_completion_length: int
 ) -> tuple[list[Callable], list[float]]:
-    """Reward functions and weights from a recipe's `rewards:` section, for GRPOTrainer + reward_weights.
+    """Reward functions and weights from a validated recipe's `rewards:` section, for GRPOTrainer + reward_weights.
 
     Each function carries `__name__` = the reward's key (registry name or import path), so TRL logs
     `rewards/<name>/mean` apart.
@@ -167,10 +167,7 @@ def build_reward_functions(
     functions: list[Callable] = []
     weights: list[float] = []
     for key, entry in spec.items():
-        name = str(key)
-        problem = check_reward(name, entry)
-        if problem:
-            raise UserError(problem)
+        name = str(key)  # checked once, when the recipe loaded (utils.config calls check_reward)
         weight, params = _weight_and_params(name, entry)
         fn = resolve_reward(name)
         accepted = inspect.signature(fn).parameters

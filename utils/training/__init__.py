@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from utils.training._config import build_grpo_config, check_trl_trains_here, differences_from_trl, grpo_config_kwargs
 from utils.training._plan import format_plan
-from utils.training._run_dir import last_complete_checkpoint
+from utils.training._run_dir import RunLock, last_complete_checkpoint
 from utils.training._setup import RunSetup, check_run_paths, reward_weights, set_up_run
 from utils.training._trainer import PreparedRun, TrainOutcome, prepare_training, run_training
 
@@ -33,6 +33,7 @@ __all__ = [
     "PreparedRun",
     "RewardRecorder",
     "RunMonitor",
+    "RunLock",
     "RunSetup",
     "TrainOutcome",
     "build_grpo_config",
