@@ -107,6 +107,7 @@ def test_model_card_carries_the_runs_metrics_and_the_verification(merged, run_di
     assert len(evals) >= 2 and card.count("validation accuracy (greedy pass@1") == len(evals)
     assert "(step 4)" in card and "data/openr1_sample.jsonl" in card and '"parseable_answer": true' in card
     assert f"- {merged.checks[0].describe()}" in card and "GGUF f16" in card
+    assert f"the adapter moves the base's logits by up to {merged.adapter_effect:.3g}" in card
     assert "## Recipe" in card and "run_name: smoke_cpu" in card
 
 

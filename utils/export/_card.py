@@ -14,7 +14,8 @@ from utils.export._source import ExportSource
 from utils.export._verify import Check
 
 
-def model_card(source: ExportSource, kind: str, dtype: str, checks: list[Check] | None, prompts_origin: str) -> str:
+def model_card(source: ExportSource, kind: str, dtype: str, checks: list[Check] | None, prompts_origin: str,
+               adapter_effect: float | None = None) -> str:
     """Markdown with a YAML header the Hub reads (base_model, library, tags). `kind`: "merged" or "adapter";
     `checks` None means the export was written with --no-verify."""
     adapter = kind == "adapter"
@@ -36,7 +37,7 @@ def model_card(source: ExportSource, kind: str, dtype: str, checks: list[Check] 
         *_training_lines(source),
         "",
         *_metrics_lines(source.run_dir),
-        *_verification_lines(checks, prompts_origin),
+        *_verification_lines(checks, prompts_origin, adapter_effect),
         *_recipe_lines(source.recipe),
     ]
     return "\n".join(lines).rstrip() + "\n"
@@ -93,13 +94,15 @@ def _metrics_lines(run_dir: Path | None) -> list[str]:
     return [*lines, ""]
 
 
-def _verification_lines(checks: list[Check] | None, prompts_origin: str) -> list[str]:
+def _verification_lines(checks: list[Check] | None, prompts_origin: str, adapter_effect: float | None) -> list[str]:
     lines = ["## Verification\n"]
     if checks is None:
         return [*lines, "Not verified: exported with `--no-verify`.", ""]
     lines.append(f"After writing, the export was reloaded and compared with base + adapter (fp32) on prompts "
                  f"from {prompts_origin}:\n")
     lines += [f"- {check.describe()}" for check in checks]
+    if adapter_effect is not None:
+        lines.append(f"- for scale: the adapter moves the base's logits by up to {adapter_effect:.3g}")
     return [*lines, ""]
 
 

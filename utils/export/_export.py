@@ -85,7 +85,7 @@ def export(options: ExportOptions, log: Callable[[str], None] = print) -> Export
         timer.lap("write+verify")
         refuse_failed(checks, out)
         card = model_card(source, "adapter" if options.adapter_only else "merged", dtype,
-                          checks if options.verify else None, origin)
+                          checks if options.verify else None, origin, reference.adapter_effect if reference else None)
         (staging / "README.md").write_text(card)
     if options.push_to_hub:
         _push(out, options.push_to_hub)
@@ -118,8 +118,12 @@ def _write_merged(peft_model: Any, tokenizer: Any, staging: Path, options: Expor
     del merged
     if reference is None:
         return [], gguf_file
+    import torch
+
     log("verifying: reloading the export and comparing with base + adapter")
-    checks = [check_folder(AutoModelForCausalLM.from_pretrained(staging), staging, tokenizer, reference, dtype)]
+    exported = AutoModelForCausalLM.from_pretrained(staging, dtype=torch.float32)
+    checks = [check_folder(exported, staging, tokenizer, reference, dtype)]
+    del exported
     if gguf_file:
         checks.append(_check_gguf(gguf_file, tokenizer, reference, options.gguf))
     return checks, gguf_file
