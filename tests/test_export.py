@@ -289,3 +289,15 @@ def test_import_gguf_gives_a_trainable_checkpoint_with_the_gguf_logits(merged, t
     assert "not empty" in line
     line = one_line_error(run_script("import_gguf", tmp_path / "none.gguf", "--out", tmp_path / "y"))
     assert "none.gguf: GGUF file not found" in line
+
+
+def test_a_pre_quantized_base_is_dequantized_with_a_warning(run_dir, tiny_model_dir, tmp_path):
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    quantized = tmp_path / "tiny-bnb-4bit"  # as a *-bnb-4bit hub checkpoint is stored
+    AutoModelForCausalLM.from_pretrained(tiny_model_dir, device_map={"": "cpu"},
+                                         quantization_config=BitsAndBytesConfig(load_in_4bit=True)).save_pretrained(quantized)
+    with pytest.warns(UserWarning, match="stored pre-quantized .bitsandbytes.: the merge adds the adapter to its dequantized"):
+        result = export(ExportOptions(run_dir, tmp_path / "out", checkpoint=4, base=str(quantized)), log=lambda _: None)
+    assert result.checks[0].passed
+    assert "quantization_config" not in json.loads((result.out / "config.json").read_text())

@@ -3,6 +3,7 @@ merge, write into a hidden folder, reload and verify what was written, then rena
 
 from __future__ import annotations
 
+import errno
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,7 +13,7 @@ from typing import Any
 from utils.errors import UserError, first_line
 from utils.export._atomic import check_free_space, check_out_folder, staged_folder
 from utils.export._card import model_card
-from utils.export._gguf_out import GGUF_TYPES, check_gguf_type, write_gguf
+from utils.export._gguf_out import check_gguf_type, write_gguf
 from utils.export._merge import attach_adapter, cast, default_dtype, export_size_bytes, load_base, merged_model
 from utils.export._source import ExportSource, find_source, verification_prompts
 from utils.export._verify import TOLERANCES, Check, Reference, compare, reference_outputs, tokenize_prompts
@@ -48,10 +49,8 @@ def check_options(options: ExportOptions) -> None:
     check_out_folder(Path(options.out), options.force)
     if options.adapter_only and options.gguf:
         raise UserError("--gguf writes a merged model: it cannot go with --adapter-only")
-    if options.gguf and options.gguf not in GGUF_TYPES:
-        raise UserError(f"--gguf {options.gguf}: not one of {', '.join(GGUF_TYPES)}")
     if options.gguf:
-        check_gguf_type(options.gguf, "qwen2")  # refuse k-quants now; the architecture is checked once loaded
+        check_gguf_type(options.gguf)
     if options.push_to_hub:
         from huggingface_hub import get_token
 
@@ -78,10 +77,15 @@ def export(options: ExportOptions, log: Callable[[str], None] = print) -> Export
     check_free_space(out.parent, export_size_bytes(peft_model, dtype, options.gguf))
     with staged_folder(out, options.force) as staging:
         log(f"writing {'adapter' if options.adapter_only else f'merged model ({dtype})'} into {staging}")
-        if options.adapter_only:
-            checks, gguf_file = _write_adapter(peft_model, tokenizer, source, staging, reference), None
-        else:
-            checks, gguf_file = _write_merged(peft_model, tokenizer, staging, options, dtype, reference, log)
+        try:
+            if options.adapter_only:
+                checks, gguf_file = _write_adapter(peft_model, tokenizer, source, staging, reference), None
+            else:
+                checks, gguf_file = _write_merged(peft_model, tokenizer, staging, options, dtype, reference, log)
+        except OSError as err:
+            if err.errno == errno.ENOSPC:  # another writer took the space checked for above
+                raise UserError(f"--out {out}: the disk filled up while writing; nothing was written") from None
+            raise
         timer.lap("write+verify")
         refuse_failed(checks, out)
         card = model_card(source, "adapter" if options.adapter_only else "merged", dtype,

@@ -34,8 +34,9 @@ _KNOWN_PRE_TOKENIZERS = {
 }
 
 
-def check_gguf_type(quant: str, model_type: str) -> None:
-    """Refuse, before any work, what this writer cannot produce (and say what would)."""
+def check_gguf_type(quant: str, model_type: str | None = None) -> None:
+    """Refuse, before any work, what this writer cannot produce (and say what would); the architecture is
+    checked once the model is known."""
     if quant not in GGUF_TYPES:
         raise UserError(f"--gguf {quant}: not one of {', '.join(GGUF_TYPES)}")
     if quant not in _WRITABLE:
@@ -44,7 +45,7 @@ def check_gguf_type(quant: str, model_type: str) -> None:
             f"{' and '.join(_WRITABLE)}): export --gguf f16, then `llama-quantize MODEL-f16.gguf MODEL-{quant}.gguf "
             f"{quant.upper()}`"
         )
-    if model_type not in _ARCHITECTURES:
+    if model_type is not None and model_type not in _ARCHITECTURES:
         raise UserError(f"--gguf: model type {model_type!r} is not supported (GGUF export knows {', '.join(_ARCHITECTURES)})")
 
 
