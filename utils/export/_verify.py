@@ -12,9 +12,9 @@ from typing import Any
 
 # Max |next-token logit difference| allowed against base + adapter in fp32. fp32 only reorders sums; 16-bit
 # exports round every weight (bf16 keeps 8 significant bits, fp16 11), GGUF q8_0 rounds matrices to 8 bits
-# per block of 32. SmolLM2-135M with a random r=16 adapter (moving logits by up to 14): bf16 0.20, fp16 0.022;
-# more in docs/BENCHMARKS.md "export". About 2.5x those, so that real corruption still stands out.
-TOLERANCES = {"fp32": 1e-3, "fp16": 0.1, "bf16": 0.5, "f16": 0.1, "q8_0": 0.75}
+# per block of 32. SmolLM2-135M with a random r=16 adapter (moving logits by up to 14): bf16 0.20, fp16 and
+# GGUF f16 0.022, q8_0 0.64 (docs/BENCHMARKS.md "export"). About 2.5x those: corruption still stands out.
+TOLERANCES = {"fp32": 1e-3, "fp16": 0.1, "bf16": 0.5, "f16": 0.1, "q8_0": 1.5}
 GREEDY_TOKENS = 24
 
 
