@@ -1,6 +1,6 @@
 """The machine, the backend choice (unsloth | hf), model loading, LoRA, adapters, GGUF import."""
 
-from utils.models._gguf import smollm2_checkpoint, smollm2_gguf
+from utils.models._gguf import convert_gguf, load_gguf, plain_model, smollm2_checkpoint, smollm2_gguf
 from utils.models._hardware import Hardware, detect_hardware
 from utils.models._loading import (
     BackendChoice,
@@ -33,10 +33,13 @@ __all__ = [
     "adapter_config",
     "build_tiny_qwen2",
     "build_tokenizer",
+    "convert_gguf",
     "detect_hardware",
     "import_backend",
     "load_model_and_tokenizer",
+    "load_gguf",
     "load_with_unsloth",
+    "plain_model",
     "resolve_backend",
     "smollm2_checkpoint",
     "smollm2_gguf",

@@ -2,42 +2,57 @@
 
 transformers loads GGUF (dequantized) but refuses to train or save such a model ("GGUF does not support
 training"): rebuild the model class from the config without the quantization entry and save it plainly.
+`scripts/import_gguf.py` (utils.export.import_gguf) adds the checks and the atomic, verified write.
 """
 
 from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import Any
 
 from utils.errors import UserError, first_line
 
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-def convert_gguf(gguf_path: str | Path, out_dir: str | Path) -> Path:
-    """Write model (safetensors) + tokenizer from `gguf_path` into `out_dir` (atomically); returns out_dir."""
-    import shutil
+def load_gguf(gguf_path: str | Path) -> tuple[Any, Any]:
+    """(model, tokenizer) as transformers reads a GGUF file: weights dequantized to fp32, not trainable."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-
-    gguf_path, out = Path(gguf_path), Path(out_dir)
+    gguf_path = Path(gguf_path)
     if not gguf_path.is_file():
         raise UserError(f"{gguf_path}: GGUF file not found")
     folder, name = str(gguf_path.parent), gguf_path.name
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-        loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)
-    except (OSError, ValueError, KeyError) as err:
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)
+    except (OSError, ValueError, KeyError, RuntimeError) as err:
         raise UserError(f"{gguf_path}: cannot read as a GGUF model ({first_line(err)})") from None
-    config_dict = loaded.config.to_dict()
+    return model, tokenizer
+
+
+def plain_model(gguf_model: Any) -> Any:
+    """The same weights in the model class built from its config without the GGUF quantization entry."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config_dict = gguf_model.config.to_dict()
     config_dict.pop("quantization_config", None)
-    config = AutoConfig.for_model(**config_dict)
-    plain = AutoModelForCausalLM.from_config(config)
-    plain.load_state_dict(loaded.state_dict())
-    plain.generation_config = loaded.generation_config
+    plain = AutoModelForCausalLM.from_config(AutoConfig.for_model(**config_dict))
+    plain.load_state_dict(gguf_model.state_dict())
+    plain.generation_config = gguf_model.generation_config
+    return plain
+
+
+def convert_gguf(gguf_path: str | Path, out_dir: str | Path) -> Path:
+    """Write model (safetensors) + tokenizer from `gguf_path` into `out_dir` (atomically); returns out_dir."""
+    import shutil
+
+    out = Path(out_dir)
+    model, tokenizer = load_gguf(gguf_path)
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    plain.save_pretrained(tmp, safe_serialization=True)
+    plain_model(model).save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
     if out.exists():
         shutil.rmtree(out)
