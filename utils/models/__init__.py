@@ -2,7 +2,7 @@
 
 from utils.models._gguf import smollm2_checkpoint, smollm2_gguf
 from utils.models._hardware import Hardware, detect_hardware
-from utils.models._loading import import_backend, load_model_and_tokenizer, resolve_backend, torch_dtype
+from utils.models._loading import adapter_base, import_backend, load_model_and_tokenizer, resolve_backend, torch_dtype
 from utils.models._tiny import build_tiny_qwen2, build_tokenizer
 from utils.models._unsloth import (
     UNSLOTH_TARGET_MODULES,
@@ -17,6 +17,7 @@ from utils.models._unsloth import (
 __all__ = [
     "Hardware",
     "UNSLOTH_TARGET_MODULES",
+    "adapter_base",
     "adapter_config",
     "build_tiny_qwen2",
     "build_tokenizer",
