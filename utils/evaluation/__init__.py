@@ -26,6 +26,7 @@ from utils.evaluation._metrics import (
 from utils.evaluation._models import EvalModel, eval_tokenizer, load_eval_model, resolve_model
 from utils.evaluation._report import benchmark_table, write_report
 from utils.evaluation._runner import BenchmarkRun, read_samples
+from utils.evaluation._vllm import VllmGenerator
 
 __all__ = [
     "BENCHMARKS",
@@ -41,6 +42,7 @@ __all__ = [
     "HfGenerator",
     "LoadedBenchmark",
     "Sampling",
+    "VllmGenerator",
     "benchmark_label",
     "benchmark_table",
     "by_problem",

@@ -17,6 +17,7 @@ from utils.evaluation._generation import HfGenerator, Sampling
 from utils.evaluation._models import EvalModel, eval_tokenizer, load_eval_model
 from utils.evaluation._report import write_report
 from utils.evaluation._runner import BenchmarkRun
+from utils.evaluation._vllm import VllmGenerator
 
 BACKENDS = ("auto", "hf", "vllm")
 
@@ -84,8 +85,6 @@ def make_generator(spec: EvalModel, request: EvalRequest) -> Any:
     """The generation backend: vLLM where installed (auto) or asked for, else transformers."""
     use_vllm = request.backend == "vllm" or (request.backend == "auto" and importlib.util.find_spec("vllm"))
     if use_vllm:
-        from utils.evaluation._vllm import VllmGenerator
-
         return VllmGenerator.from_spec(spec)
     model, tokenizer = load_eval_model(spec)
     return HfGenerator(model, tokenizer, request.batch_size)
