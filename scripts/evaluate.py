@@ -11,6 +11,7 @@ after an interruption to continue; --force starts over.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import _bootstrap  # noqa: F401  (puts the repo root on sys.path)
@@ -63,7 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     benchmarks = load_benchmarks(spec, request)  # every data problem surfaces here, before a model loads
     out = Path(args.out) if args.out else spec.default_out
     print(f"evaluating {spec.label} on {', '.join(b.name for b in benchmarks)} -> {out}", flush=True)
-    summary = evaluate_model(spec, request, out, benchmarks=benchmarks)
+    try:
+        summary = evaluate_model(spec, request, out, benchmarks=benchmarks)
+    except KeyboardInterrupt:
+        print(f"\nsamples so far are kept in {out}: run the same command again to continue", file=sys.stderr)
+        raise
     print("\n".join(benchmark_table(summary["benchmarks"])))
     print(f"report: {out / 'report.md'}")
     return 0
