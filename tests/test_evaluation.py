@@ -317,3 +317,70 @@ def test_bad_models_are_one_line_and_exit_2_before_loading(tiny_model_dir, tmp_p
         result = run_script("evaluate", model, "--bench", "gsm8k")
         assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
         assert len(result.stderr.strip().splitlines()) == 1 and "Loading weights" not in result.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# Retention during training: several benchmarks watched by the eval callback
+
+
+@pytest.mark.parametrize(("eval_section", "message"), [
+    ({"benchmarks": [{"name": "gsm8x", "samples": 8}]}, "eval: gsm8x: unknown benchmark and no such file (did you mean"),
+    ({"benchmarks": [{"name": "gsm8k", "samples": 8, "n": 2}]}, "eval.benchmarks[0].n: unknown key"),
+    ({"benchmarks": [{"samples": 3}]}, "eval.benchmarks[0]: expected {name: BENCHMARK, samples: N (optional)}"),
+    ({"benchmark": "gsm8k", "benchmarks": [{"name": "openr1-val"}]}, "eval.benchmark: not used with eval.benchmarks"),
+    ({"benchmarks": [{"name": "gsm8k", "samples": 0}]}, "eval: gsm8k: samples and max_new_tokens must be positive"),
+    ({"benchmarks": [{"name": "gsm8k", "samples": 2}, {"name": "gsm8k", "samples": 3}]}, "gsm8k is listed twice"),
+    ({"best_by": "gsm8k"}, "eval.best_by: 'gsm8k' is not a watched benchmark (openr1-val)"),
+])
+def test_eval_section_mistakes_are_named(eval_section, message):
+    with pytest.raises(UserError) as err:
+        sections_from_dict({"eval": eval_section})
+    assert message in str(err.value)
+
+
+def test_eval_section_keeps_the_single_benchmark_form():
+    single = sections_from_dict({"eval": {"benchmark": "openr1-val", "samples": 50, "max_new_tokens": 64}}).eval
+    assert single.watched() == [{"name": "openr1-val", "samples": 50, "max_new_tokens": 64}]
+    assert single.best_name == "openr1-val"
+    listed = sections_from_dict({"eval": {"benchmarks": [{"name": "openr1-val"},
+                                                         {"name": "gsm8k", "samples": 4, "max_new_tokens": 16}],
+                                          "best_by": "gsm8k", "samples": 8}}).eval
+    assert [(w["name"], w["samples"], w["max_new_tokens"]) for w in listed.watched()] == [
+        ("openr1-val", 8, 1024), ("gsm8k", 4, 16)]  # the section's samples and budget where an entry has none
+    assert listed.best_name == "gsm8k"
+
+
+def test_subset10k_watches_gsm8k_while_training_on_openr1():
+    from utils.config import load_recipe
+
+    recipe = load_recipe(ROOT / "recipes" / "subset10k.yaml")
+    assert [w["name"] for w in recipe.eval.watched()] == ["openr1-val", "gsm8k"]
+    assert recipe.eval.best_name == "openr1-val"
+    colab = load_recipe(ROOT / "recipes" / "colab_t4.yaml")  # its samples: 100 applies to both benchmarks
+    assert [(w["samples"], w["max_new_tokens"]) for w in colab.eval.watched()] == [(100, 768), (100, 512)]
+
+
+def test_training_logs_and_plots_every_watched_benchmark(tiny_model_dir, tmp_path, shared_data, monkeypatch):
+    import matplotlib.axes
+
+    from utils.config import load_recipe
+    from utils.training import run_training
+
+    labels: list[str] = []
+    plot = matplotlib.axes.Axes.plot
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot",
+                        lambda self, *a, **k: (labels.append(k.get("label")), plot(self, *a, **k))[1])
+    recipe = load_recipe(SMOKE, [
+        f"model.name={tiny_model_dir}", f"output.dir={tmp_path}", "training.max_steps=2", "data.cache=false",
+        "eval.benchmarks=[{name: openr1-val, samples: 4}, {name: gsm8k, samples: 3, max_new_tokens: 8}]",
+        "eval.best_by=gsm8k"])
+    outcome = run_training(recipe, progress=False)
+    metrics = [json.loads(line) for line in (outcome.run_dir / "metrics.jsonl").read_text().splitlines()]
+    evals = [m for m in metrics if "eval/seconds" in m]
+    assert [m["step"] for m in evals] == [0, 2]
+    for m in evals:
+        assert m["eval/openr1-val/total"] == 4 and m["eval/gsm8k/total"] == 3
+        assert m["eval/accuracy"] == m["eval/gsm8k/accuracy"]  # best_by: gsm8k picks best/
+    assert json.loads((outcome.run_dir / "best" / "best.json").read_text())["step"] == 0
+    assert (outcome.run_dir / "plots" / "accuracy.png").is_file()
+    assert {"eval/openr1-val/accuracy", "eval/gsm8k/accuracy"} <= set(labels)

@@ -27,6 +27,7 @@ from utils.evaluation._models import EvalModel, eval_tokenizer, load_eval_model,
 from utils.evaluation._report import benchmark_table, write_report
 from utils.evaluation._runner import BenchmarkRun, read_samples
 from utils.evaluation._vllm import VllmGenerator
+from utils.evaluation._watch import WatchedSet, watched_sets
 
 __all__ = [
     "BENCHMARKS",
@@ -43,6 +44,7 @@ __all__ = [
     "LoadedBenchmark",
     "Sampling",
     "VllmGenerator",
+    "WatchedSet",
     "benchmark_label",
     "benchmark_table",
     "by_problem",
@@ -68,6 +70,7 @@ __all__ = [
     "read_samples",
     "resolve_model",
     "summarize",
+    "watched_sets",
     "wilson_interval",
     "write_comparison",
     "write_report",

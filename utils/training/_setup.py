@@ -143,6 +143,7 @@ def prepare_training(recipe: Recipe, resume: bool = False, force: bool = False, 
     """
     # heavy modules load here, not at import: `--dry-run` and recipe checks stay fast
     from utils.data import load_training_data
+    from utils.evaluation import watched_sets
     from utils.models import import_backend, load_model_and_tokenizer, resolve_backend
     from utils.rewards import build_reward_functions
     from utils.training._callbacks import EvalCallback, GracefulStop, RewardRecorder, RunMonitor
@@ -157,6 +158,7 @@ def prepare_training(recipe: Recipe, resume: bool = False, force: bool = False, 
 
     loaded = load_model_and_tokenizer(recipe, hw)
     data = load_training_data(recipe, loaded.tokenizer)
+    watched = watched_sets(recipe, data.validation) if recipe.eval.every_steps else []  # before the folder is written
     max_completion_length = recipe.training.get("max_completion_length") or 512
     reward_funcs, weights = build_reward_functions(recipe.rewards, recipe.prompt.format, max_completion_length)
     config = build_grpo_config(recipe, hw, reward_weights=weights, disable_tqdm=True)
@@ -180,10 +182,9 @@ def prepare_training(recipe: Recipe, resume: bool = False, force: bool = False, 
     stop = GracefulStop()
     callbacks: list[Any] = [monitor, stop]
     evaluator = None
-    if recipe.eval.every_steps and len(data.validation):
-        rows = data.validation.select(range(min(recipe.eval.samples, len(data.validation))))
-        evaluator = EvalCallback(list(rows), recipe.eval.every_steps, recipe.eval.max_new_tokens,
-                                 recipe.eval.batch_size, run_dir, loaded.tokenizer, monitor)
+    if watched:
+        evaluator = EvalCallback(watched, recipe.eval.every_steps, recipe.eval.batch_size, run_dir, loaded.tokenizer,
+                                 monitor, best_by=recipe.eval.best_name)
         callbacks.insert(0, evaluator)
     trainer = GRPOTrainer(
         model=loaded.model,
