@@ -88,10 +88,24 @@ class PromptSection:
 @dataclass
 class EvalSection:
     every_steps: int = 100  # 0 disables evaluation during training
-    benchmark: str = "openr1-val"
+    benchmark: str = "openr1-val"  # the single-benchmark form; `benchmarks` replaces it
     samples: int = 200
     max_new_tokens: int = 1024
     batch_size: int = 16
+    # Several benchmarks watched at once: [{name: openr1-val}, {name: gsm8k, samples: 100, max_new_tokens: 512}];
+    # an entry's samples / max_new_tokens default to the section's (so a recipe extending this one can still
+    # change them all). Each is logged as eval/<name>/accuracy. Checked in utils.config._validation.
+    benchmarks: list[dict[str, Any]] | None = None
+    best_by: str | None = None  # the benchmark whose accuracy picks best/ (default: the first)
+
+    def watched(self) -> list[dict[str, Any]]:
+        """Every benchmark to evaluate, as {name, samples, max_new_tokens} (the single form: one entry)."""
+        entries = self.benchmarks or [{"name": self.benchmark}]
+        return [{"samples": self.samples, "max_new_tokens": self.max_new_tokens, **entry} for entry in entries]
+
+    @property
+    def best_name(self) -> str:
+        return self.best_by or self.watched()[0]["name"]
 
 
 @dataclass

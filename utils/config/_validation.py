@@ -269,6 +269,7 @@ def _check_consistency(recipe: Recipe, where: str) -> None:
         raise UserError(f"{where}: data.validation: must be >= 0, got {recipe.data.validation}")
     if recipe.eval.every_steps < 0:
         raise UserError(f"{where}: eval.every_steps: must be >= 0 (0 disables), got {recipe.eval.every_steps}")
+    _check_eval_benchmarks(recipe.eval, where)
     if recipe.lora.r <= 0:
         raise UserError(f"{where}: lora.r: must be positive, got {recipe.lora.r}")
     if not 0.0 < recipe.model.gpu_memory_utilization <= 1.0:
@@ -309,3 +310,35 @@ def _check_synthetic(data: DataSection, where: str) -> None:
         raise UserError(f"{where}: data.level: must be 1 to 5 (1 easiest), got {data.level}")
     if data.n <= 0:
         raise UserError(f"{where}: data.n: must be a positive number of problems, got {data.n}")
+
+
+EVAL_ENTRY_KEYS = {"name": str, "samples": int, "max_new_tokens": int}
+
+
+def _check_eval_benchmarks(section: Any, where: str) -> None:
+    """eval.benchmarks entries ({name, samples, max_new_tokens}), their names, and eval.best_by."""
+    from utils.evaluation import KNOWN  # lazy: the evaluation package imports this one
+
+    for i, entry in enumerate(section.benchmarks or []):
+        key = f"eval.benchmarks[{i}]"
+        if not isinstance(entry, dict) or "name" not in entry:
+            raise UserError(f"{where}: {key}: expected {{name: BENCHMARK, samples: N (optional)}}, got {entry!r}")
+        for field_name, value in entry.items():
+            if field_name not in EVAL_ENTRY_KEYS:
+                raise UserError(f"{where}: {_unknown_key_message(str(field_name), EVAL_ENTRY_KEYS, key)}")
+            coerce(value, EVAL_ENTRY_KEYS[field_name], f"{key}.{field_name}", where)
+    if section.benchmarks and section.benchmark != "openr1-val":
+        raise UserError(f"{where}: eval.benchmark: not used with eval.benchmarks (list {section.benchmark} there)")
+    names = [e["name"] for e in section.watched()]
+    for name, entry in zip(names, section.watched(), strict=True):
+        if name not in KNOWN and not Path(name).expanduser().exists():
+            close = difflib.get_close_matches(name, KNOWN, n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise UserError(f"{where}: eval: {name}: unknown benchmark and no such file ({hint}known: {', '.join(KNOWN)})")
+        if entry["samples"] <= 0 or entry["max_new_tokens"] <= 0:
+            raise UserError(f"{where}: eval: {name}: samples and max_new_tokens must be positive")
+    twice = [n for i, n in enumerate(names) if n in names[:i]]
+    if twice:
+        raise UserError(f"{where}: eval.benchmarks: {twice[0]} is listed twice")
+    if section.best_by is not None and section.best_by not in names:
+        raise UserError(f"{where}: eval.best_by: {section.best_by!r} is not a watched benchmark ({', '.join(names)})")

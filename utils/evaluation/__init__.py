@@ -1,9 +1,77 @@
-"""Generation and accuracy on held-out problems."""
+"""Evaluation: benchmarks by name, batched generation (transformers, vLLM), metrics, resumable runs, reports."""
 
-from utils.evaluation._accuracy import evaluate_accuracy
-from utils.evaluation._generation import generate
+from utils.evaluation._accuracy import EvalResult, evaluate_accuracy
+from utils.evaluation._benchmarks import (
+    BENCHMARKS,
+    KNOWN,
+    OPENR1_VAL,
+    Benchmark,
+    LoadedBenchmark,
+    benchmark_label,
+    default_data_dir,
+    load_benchmark,
+)
+from utils.evaluation._compare import Evaluated, compare, find_evaluation, flips, write_comparison
+from utils.evaluation._evaluate import EvalRequest, check_request, evaluate_model, load_benchmarks, make_generator
+from utils.evaluation._generation import Generated, HfGenerator, Sampling, generate, generate_all, length_order
+from utils.evaluation._metrics import (
+    by_problem,
+    difference_interval,
+    majority_correct,
+    pass_at_k,
+    problem_correct,
+    summarize,
+    wilson_interval,
+)
+from utils.evaluation._models import EvalModel, eval_tokenizer, load_eval_model, resolve_model
+from utils.evaluation._report import benchmark_table, write_report
+from utils.evaluation._runner import BenchmarkRun, read_samples
+from utils.evaluation._vllm import VllmGenerator
+from utils.evaluation._watch import WatchedSet, watched_sets
 
 __all__ = [
+    "BENCHMARKS",
+    "KNOWN",
+    "OPENR1_VAL",
+    "Benchmark",
+    "BenchmarkRun",
+    "EvalModel",
+    "Evaluated",
+    "EvalRequest",
+    "EvalResult",
+    "Generated",
+    "HfGenerator",
+    "LoadedBenchmark",
+    "Sampling",
+    "VllmGenerator",
+    "WatchedSet",
+    "benchmark_label",
+    "benchmark_table",
+    "by_problem",
+    "check_request",
+    "compare",
+    "default_data_dir",
+    "difference_interval",
+    "eval_tokenizer",
     "evaluate_accuracy",
+    "evaluate_model",
+    "find_evaluation",
+    "flips",
     "generate",
+    "generate_all",
+    "length_order",
+    "load_benchmark",
+    "load_benchmarks",
+    "load_eval_model",
+    "majority_correct",
+    "make_generator",
+    "pass_at_k",
+    "problem_correct",
+    "read_samples",
+    "resolve_model",
+    "summarize",
+    "watched_sets",
+    "wilson_interval",
+    "write_comparison",
+    "write_report",
 ]

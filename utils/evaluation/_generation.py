@@ -1,11 +1,121 @@
-"""Batched generation from chat messages with transformers' generate (any backend, CPU or GPU)."""
+"""Batched generation from chat messages with transformers' generate (any backend, CPU or GPU).
+
+Prompts are rendered through the tokenizer's chat template, sorted by length so each batch pads little,
+and padded on the left (decoder-only models continue from the right end). Each completion comes back with
+its token count and whether it stopped at the token budget (truncated) rather than at end-of-sequence.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from utils.data import render_prompts
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How completions are drawn: greedy (the default) or sampled with a temperature and a seed."""
+
+    max_new_tokens: int
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Generated:
+    text: str  # decoded, special tokens removed
+    tokens: int  # generated tokens, end-of-sequence included, padding excluded
+    truncated: bool  # stopped by max_new_tokens, not by end-of-sequence
+
+
+def length_order(texts: Sequence[str]) -> list[int]:
+    """Indices of `texts`, shortest first: batches of similar length pad (and waste) little."""
+    return sorted(range(len(texts)), key=lambda i: len(texts[i]))
+
+
+class HfGenerator:
+    """Generation through a loaded transformers model (plain, PEFT or merged): `generate_batch` per batch."""
+
+    name = "transformers"
+
+    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 16) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+
+    def _generate_kwargs(self, sampling: Sampling) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": sampling.max_new_tokens,
+            "do_sample": sampling.do_sample,
+            "pad_token_id": self.tokenizer.pad_token_id,
+            "use_cache": True,
+        }
+        if sampling.do_sample:
+            kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=None)
+        else:  # greedy: silence sampling settings inherited from the model's generation_config
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        return kwargs
+
+    def generate_batch(self, texts: Sequence[str], sampling: Sampling) -> list[Generated]:
+        """Completions of rendered prompts, in order, as one padded batch.
+
+        The model is put in eval mode (KV cache on) and restored to its previous mode afterwards, so this
+        is safe to call in the middle of training.
+        """
+        import torch
+
+        tokenizer, model = self.tokenizer, self.model
+        was_training, padding_side = model.training, tokenizer.padding_side
+        model.eval()
+        tokenizer.padding_side = "left"
+        device = next(model.parameters()).device
+        try:
+            batch = tokenizer(list(texts), return_tensors="pt", padding=True, add_special_tokens=False)
+            batch = {k: v.to(device) for k, v in batch.items()}
+            if sampling.do_sample:
+                torch.manual_seed(sampling.seed)
+            with torch.inference_mode():
+                out = model.generate(**batch, **self._generate_kwargs(sampling))
+            return self._decode(out[:, batch["input_ids"].shape[1]:])
+        finally:
+            tokenizer.padding_side = padding_side
+            model.train(was_training)
+
+    def _decode(self, new_tokens: Any) -> list[Generated]:
+        eos = _eos_ids(self.model, self.tokenizer)
+        results = []
+        for ids, text in zip(new_tokens.tolist(), self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True),
+                             strict=True):
+            # A row that finished early is padded after its first end-of-sequence (pad may equal eos);
+            # a row without one ran out of tokens.
+            ended = next((i for i, t in enumerate(ids) if t in eos), None)
+            results.append(Generated(text, ended + 1 if ended is not None else len(ids), truncated=ended is None))
+        return results
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
+    """Every id that ends generation: the generation config may list several (ChatML: <|im_end|>, <|endoftext|>)."""
+    config = getattr(model, "generation_config", None)
+    ids = getattr(config, "eos_token_id", None)
+    ids = ids if isinstance(ids, list) else [ids]
+    return {i for i in [*ids, tokenizer.eos_token_id] if i is not None}
+
+
+def generate_all(generator: Any, texts: Sequence[str], sampling: Sampling, progress: Any = None) -> list[Generated]:
+    """Completions of many rendered prompts in input order: length-sorted batches of the generator's size."""
+    order = length_order(texts)
+    outputs: list[Generated | None] = [None] * len(texts)
+    for start in range(0, len(order), generator.batch_size):
+        idx = order[start: start + generator.batch_size]
+        for i, result in zip(idx, generator.generate_batch([texts[i] for i in idx], sampling), strict=True):
+            outputs[i] = result
+        if progress is not None:
+            progress.update(len(idx))
+    return [o for o in outputs if o is not None]
 
 
 def generate(
@@ -18,44 +128,7 @@ def generate(
     temperature: float = 1.0,
     progress: Any = None,
 ) -> list[str]:
-    """Completions (decoded, special tokens removed), one per conversation, in input order.
-
-    Prompts are sorted by length so each batch pads little; the model is put in eval mode (KV cache on)
-    and restored to its previous mode afterwards, so this is safe to call in the middle of training.
-    """
-    import torch
-
+    """Completion texts, one per conversation, in input order (greedy unless `do_sample`)."""
     texts = render_prompts(list(conversations), tokenizer)
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    outputs: list[str] = [""] * len(texts)
-    was_training = model.training
-    model.eval()
-    padding_side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
-    device = next(model.parameters()).device
-    kwargs: dict[str, Any] = {
-        "max_new_tokens": max_new_tokens,
-        "do_sample": do_sample,
-        "pad_token_id": tokenizer.pad_token_id,
-        "use_cache": True,
-    }
-    if do_sample:
-        kwargs["temperature"] = temperature
-    else:  # greedy: silence sampling settings inherited from the model's generation_config
-        kwargs.update(temperature=None, top_p=None, top_k=None)
-    try:
-        with torch.inference_mode():
-            for start in range(0, len(order), batch_size):
-                idx = order[start : start + batch_size]
-                batch = tokenizer([texts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
-                batch = {k: v.to(device) for k, v in batch.items()}
-                out = model.generate(**batch, **kwargs)
-                new_tokens = out[:, batch["input_ids"].shape[1] :]
-                for i, text in zip(idx, tokenizer.batch_decode(new_tokens, skip_special_tokens=True), strict=True):
-                    outputs[i] = text
-                if progress is not None:
-                    progress.update(len(idx))
-    finally:
-        tokenizer.padding_side = padding_side
-        model.train(was_training)
-    return outputs
+    sampling = Sampling(max_new_tokens, do_sample=do_sample, temperature=temperature)
+    return [g.text for g in generate_all(HfGenerator(model, tokenizer, batch_size), texts, sampling, progress)]

@@ -2,7 +2,7 @@
 
 - RewardRecorder: wraps reward functions so each step's prompts, completions and rewards can be sampled.
 - RunMonitor: metrics.jsonl, completions.jsonl, plots/, progress bar, complete-checkpoint markers.
-- EvalCallback: greedy pass@1 on the validation split every N steps; the best checkpoint kept as best/.
+- EvalCallback: greedy pass@1 on each watched benchmark every N steps; the best checkpoint kept as best/.
 - GracefulStop: Ctrl-C / SIGTERM finish the current step, save a checkpoint and end the run cleanly.
 """
 
@@ -191,17 +191,18 @@ class RunMonitor(TrainerCallback):
 
 
 class EvalCallback(TrainerCallback):
-    """Greedy pass@1 on held-out problems every N steps (and before the first); best checkpoint -> best/.
+    """Greedy pass@1 on each watched benchmark every N steps (and before the first); best checkpoint -> best/.
 
     GRPO has no meaningful eval loss: accuracy with our verifier is the number that picks a checkpoint.
+    Each benchmark is logged as eval/<name>/accuracy; eval/accuracy is the one `best_by` names (it picks best/).
     """
 
-    def __init__(self, rows: list[dict], every_steps: int, max_new_tokens: int, batch_size: int, run_dir: Path,
-                 tokenizer: Any, monitor: RunMonitor) -> None:
-        self.rows = rows
+    def __init__(self, sets: list, every_steps: int, batch_size: int, run_dir: Path, tokenizer: Any,
+                 monitor: RunMonitor, best_by: str | None = None) -> None:
+        self.sets = sets  # utils.evaluation.WatchedSet: name, rows, max_new_tokens
         self.every_steps = every_steps
-        self.max_new_tokens = max_new_tokens
         self.batch_size = batch_size
+        self.best_by = best_by if any(s.name == best_by for s in sets) else sets[0].name
         self.best_dir = run_dir / "best"
         self.tokenizer = tokenizer
         self.monitor = monitor
@@ -210,18 +211,23 @@ class EvalCallback(TrainerCallback):
 
     def evaluate(self, model: Any, step: int) -> float:
         started = time.perf_counter()
-        result = evaluate_accuracy(model, self.tokenizer, self.rows, self.max_new_tokens, self.batch_size)
+        record: dict[str, Any] = {"step": step}
+        for watched in self.sets:
+            result = evaluate_accuracy(model, self.tokenizer, watched.rows, watched.max_new_tokens, self.batch_size)
+            counts = {"accuracy": result.accuracy, "correct": result.correct, "total": result.total}
+            record.update({f"eval/{watched.name}/{key}": value for key, value in counts.items()})
+            if watched.name == self.best_by:
+                record.update({f"eval/{key}": value for key, value in counts.items()})
         seconds = time.perf_counter() - started
         self.monitor.eval_seconds += seconds  # kept out of the step's step_time_s
-        self.monitor.metrics.write({
-            "step": step, "eval/accuracy": result.accuracy, "eval/correct": result.correct,
-            "eval/total": result.total, "eval/seconds": round(seconds, 2),
-        })
-        self.monitor.accuracy = result.accuracy
-        if result.accuracy > self.best:
-            self.best = result.accuracy
-            self._save_best(model, step, result.accuracy)
-        return result.accuracy
+        record["eval/seconds"] = round(seconds, 2)
+        self.monitor.metrics.write(record)
+        accuracy = record["eval/accuracy"]
+        self.monitor.accuracy = accuracy
+        if accuracy > self.best:
+            self.best = accuracy
+            self._save_best(model, step, accuracy)
+        return accuracy
 
     def _save_best(self, model: Any, step: int, accuracy: float) -> None:
         """Write best.tmp fully, then swap it in: best/ is never half-written."""

@@ -30,7 +30,9 @@ def format_plan(setup: RunSetup) -> str:
         f"           subset: {d.subset if d.subset else 'all rows'}; validation: {d.validation}; seed {d.seed}",
         f"Prompt     {recipe.prompt.format}",
         "Rewards    " + ", ".join(_reward_line(n, s) for n, s in recipe.rewards.items()),
-        f"Eval       every {recipe.eval.every_steps} steps on {recipe.eval.benchmark} ({recipe.eval.samples} problems)"
+        f"Eval       every {recipe.eval.every_steps} steps on "
+        + ", ".join(f"{w['name']} ({w['samples']} problems)" for w in recipe.eval.watched())
+        + f"; best/ by {recipe.eval.best_name}"
         if recipe.eval.every_steps
         else "Eval       off during training",
     ]

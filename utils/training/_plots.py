@@ -33,9 +33,12 @@ def plot_metrics(metrics_path: Path, out_dir: Path) -> list[Path]:
     records = read_jsonl(metrics_path)
     out_dir.mkdir(parents=True, exist_ok=True)
     reward_keys = sorted({k for r in records for k in r if k.startswith("rewards/") and k.endswith("/mean")})
+    # One curve per watched benchmark (eval/<name>/accuracy); runs logged before those keys have eval/accuracy.
+    accuracy_keys = sorted({k for r in records for k in r if k.startswith("eval/") and k.endswith("/accuracy")
+                            and k != "eval/accuracy"}) or ["eval/accuracy"]
     charts = {
         "reward.png": ("Reward (mean per step)", ["reward", *reward_keys]),
-        "accuracy.png": ("Validation accuracy (greedy pass@1)", ["eval/accuracy"]),
+        "accuracy.png": ("Accuracy (greedy pass@1)", accuracy_keys),
         "completion_length.png": ("Completion length (tokens)", ["completions/mean_length"]),
     }
     written = []

@@ -125,11 +125,13 @@ def _build_trainer(setup: RunSetup, resume_from: Path | None, progress: bool, st
     from trl import GRPOTrainer
 
     from utils.data import load_training_data
+    from utils.evaluation import watched_sets
     from utils.models import load_model_and_tokenizer
     from utils.training._callbacks import RewardRecorder, RunMonitor
 
     loaded = load_model_and_tokenizer(recipe, setup.hardware, setup.backend)
     data = load_training_data(recipe, loaded.tokenizer)
+    watched = watched_sets(recipe, data.validation) if recipe.eval.every_steps else []  # before the folder is written
     if setup.vllm_on_cpu:
         from utils.training._vllm_cpu import check_vllm_runs_on_cpu, size_kv_cache
 
@@ -146,7 +148,7 @@ def _build_trainer(setup: RunSetup, resume_from: Path | None, progress: bool, st
     recorder = RewardRecorder()
     monitor = RunMonitor(run_dir, recorder, recipe.output.completions_every, recipe.output.completions_sample,
                          plots=recipe.output.plots, progress=progress)
-    evaluator = _evaluator(recipe, data.validation, loaded.tokenizer, monitor)
+    evaluator = _evaluator(recipe, watched, loaded.tokenizer, monitor)
     trainer = GRPOTrainer(
         model=loaded.model,
         reward_funcs=recorder.wrap(setup.reward_funcs),
@@ -167,12 +169,11 @@ def _build_trainer(setup: RunSetup, resume_from: Path | None, progress: bool, st
     return PreparedRun(trainer, run_dir, resume_from, stop, evaluator, len(data.train), str(data.report))
 
 
-def _evaluator(recipe: Recipe, validation: Any, tokenizer: Any, monitor: Any) -> Any:
-    """Greedy accuracy on held-out problems every eval.every_steps steps (None when off or no problems)."""
-    if not recipe.eval.every_steps or not len(validation):
+def _evaluator(recipe: Recipe, watched: list[Any], tokenizer: Any, monitor: Any) -> Any:
+    """Greedy accuracy on the watched held-out sets every eval.every_steps steps (None when off or empty)."""
+    if not watched:
         return None
     from utils.training._callbacks import EvalCallback
 
-    rows = validation.select(range(min(recipe.eval.samples, len(validation))))
-    return EvalCallback(list(rows), recipe.eval.every_steps, recipe.eval.max_new_tokens, recipe.eval.batch_size,
-                        recipe.run_dir, tokenizer, monitor)
+    return EvalCallback(watched, recipe.eval.every_steps, recipe.eval.batch_size, recipe.run_dir, tokenizer, monitor,
+                        best_by=recipe.eval.best_name)

@@ -1,0 +1,49 @@
+"""Retention report: several evaluated models side by side, against the first.
+
+    python scripts/compare.py BASE STAGE1 STAGE2 ... [--out DIR]
+
+Each argument is an evaluation folder (evaluate.py --out), or a run, checkpoint or model whose default
+evaluation folder exists. Writes report.md (every benchmark, deltas with 95% intervals, problems forgotten
+and learned with examples), comparison.json and retention.png (grouped bars) to --out
+(default checkpoints/compare/A_vs_B...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+import _bootstrap  # noqa: F401  (puts the repo root on sys.path)
+
+from utils.cli import run_main
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("targets", nargs="+", metavar="RUN_OR_EVAL", help="evaluation folders, runs or checkpoints")
+    parser.add_argument("--out", help="report folder (default checkpoints/compare/A_vs_B...)")
+    return parser.parse_args(argv)
+
+
+def default_out(targets: list[str]) -> Path:
+    names = [re.sub(r"[^\w.-]+", "_", Path(t).name or t).strip("_") for t in targets]
+    return Path("checkpoints") / "compare" / "_vs_".join(names)[:120]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from utils.evaluation import write_comparison
+
+    out = Path(args.out) if args.out else default_out(args.targets)
+    result = write_comparison(args.targets, out)
+    for name, rows in result["benchmarks"].items():
+        cells = [f"{r['model']} {100 * r['pass@1']:.1f}%" + (f" ({100 * r['delta']:+.1f})" if "delta" in r else "")
+                 for r in rows if r is not None]
+        print(f"{name}: " + ", ".join(cells))
+    print(f"report: {out / 'report.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

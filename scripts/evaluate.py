@@ -1,0 +1,78 @@
+"""Evaluate a model on math benchmarks: per-sample JSONL, summary.json and a markdown table, resumable.
+
+    python scripts/evaluate.py MODEL --bench gsm8k,math500 [--limit N] [--samples K] [--data-dir DIR] [--out DIR]
+
+MODEL: a hub id, a local model folder, a LoRA adapter folder (loaded on its base), or a run folder (its
+best/, else its last complete checkpoint). Benchmarks: gsm8k, math500, aime24, amc23, openr1-val (the
+validation split of the run's recipe), or a .jsonl/.json/.parquet file or folder. Rerun the same command
+after an interruption to continue; --force starts over.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import _bootstrap  # noqa: F401  (puts the repo root on sys.path)
+
+from utils.cli import run_main
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", metavar="MODEL", help="hub id, model folder, LoRA adapter folder or run folder")
+    parser.add_argument("--bench", required=True, help="comma-separated benchmark names or files, e.g. gsm8k,math500")
+    parser.add_argument("--limit", type=int, help="first N problems of each benchmark")
+    parser.add_argument("--samples", type=int, default=1, help="samples per problem (1: greedy; K: pass@k, maj@k)")
+    parser.add_argument("--temperature", type=float, default=0.6, help="sampling temperature when --samples > 1")
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed")
+    parser.add_argument("--max-new-tokens", type=int, help="completion budget (default: per benchmark)")
+    parser.add_argument("--prompt-format", help="think_boxed or xml (default: the run's recipe, else think_boxed)")
+    parser.add_argument("--recipe", help="recipe whose validation split openr1-val is (when MODEL is no run)")
+    parser.add_argument("--data-dir", help="local benchmark copies (default ../shared/data beside the repo, if present)")
+    parser.add_argument("--out", help="output folder (default: RUN/eval/CHECKPOINT, else checkpoints/eval/NAME)")
+    parser.add_argument("--batch-size", type=int, default=16, help="prompts per generate() call (transformers)")
+    parser.add_argument("--backend", default="auto", help="auto (vLLM where installed), hf or vllm")
+    parser.add_argument("--force", action="store_true", help="discard samples already in the output folder")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from utils.config import load_recipe
+    from utils.evaluation import (
+        EvalRequest,
+        benchmark_table,
+        check_request,
+        default_data_dir,
+        evaluate_model,
+        load_benchmarks,
+        resolve_model,
+    )
+
+    request = EvalRequest(
+        benchmarks=[b.strip() for b in args.bench.split(",") if b.strip()], samples=args.samples,
+        temperature=args.temperature, seed=args.seed, limit=args.limit, max_new_tokens=args.max_new_tokens,
+        prompt_format=args.prompt_format, batch_size=args.batch_size, backend=args.backend, force=args.force,
+        data_dir=Path(args.data_dir) if args.data_dir else default_data_dir(), progress=not args.no_progress)
+    check_request(request)
+    spec = resolve_model(args.model)
+    if args.recipe:
+        spec.recipe = load_recipe(args.recipe)
+    benchmarks = load_benchmarks(spec, request)  # every data problem surfaces here, before a model loads
+    out = Path(args.out) if args.out else spec.default_out
+    print(f"evaluating {spec.label} on {', '.join(b.name for b in benchmarks)} -> {out}", flush=True)
+    try:
+        summary = evaluate_model(spec, request, out, benchmarks=benchmarks)
+    except KeyboardInterrupt:
+        print(f"\nsamples so far are kept in {out}: run the same command again to continue", file=sys.stderr)
+        raise
+    print("\n".join(benchmark_table(summary["benchmarks"])))
+    print(f"report: {out / 'report.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

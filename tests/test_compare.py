@@ -1,0 +1,72 @@
+"""compare.py on planted evaluation folders: deltas with intervals, flips both ways, the chart, the errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from utils.errors import UserError
+from utils.evaluation import difference_interval, summarize, wilson_interval, write_comparison, write_report
+
+
+def plant(folder: Path, model: str, results: dict[str, list[int]]) -> Path:
+    """An evaluation folder as evaluate.py writes it: per benchmark, samples.jsonl and summary.json."""
+    for bench, verdicts in results.items():
+        records = [{"id": f"{bench}-{i}", "sample": 0, "problem": f"Problem {i} of {bench}: what is {i} + {i}?",
+                    "completion": "...", "predicted": str(2 * i if v else 2 * i + 1), "gold": str(2 * i),
+                    "correct": bool(v), "tokens": 5, "truncated": False} for i, v in enumerate(verdicts)]
+        (folder / bench).mkdir(parents=True, exist_ok=True)
+        (folder / bench / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+        (folder / bench / "summary.json").write_text(json.dumps(summarize(records, 1)))
+    write_report(folder, model)
+    return folder
+
+
+BASE = {"gsm8k": [1, 1, 1, 1, 0, 0, 0, 0, 1, 1], "math500": [0, 0, 1, 1]}
+STAGE1 = {"gsm8k": [1, 0, 0, 1, 1, 0, 0, 0, 1, 0], "math500": [0, 1, 1, 1]}  # forgets 1, 2, 9; learns 4
+STAGE2 = {"gsm8k": [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]}  # evaluated on gsm8k only
+
+
+def test_retention_report_from_planted_results(tmp_path):
+    a = plant(tmp_path / "base", "base", BASE)
+    b = plant(tmp_path / "stage1", "stage1", STAGE1)
+    c = plant(tmp_path / "stage2", "stage2", STAGE2)
+    result = write_comparison([str(a), str(b), str(c)], tmp_path / "cmp")
+    assert result["models"] == ["base", "stage1", "stage2"]
+    first, second, third = result["benchmarks"]["gsm8k"]
+    assert first["pass@1"] == 0.6 and "delta" not in first
+    assert second["delta"] == pytest.approx(0.4 - 0.6)
+    expected = difference_interval(0.6, wilson_interval(6, 10), 0.4, wilson_interval(4, 10))
+    assert second["delta_ci95"] == pytest.approx(list(expected))
+    assert [f["id"] for f in second["forgotten"]] == ["gsm8k-1", "gsm8k-2", "gsm8k-9"]
+    assert [f["id"] for f in second["learned"]] == ["gsm8k-4"]
+    assert second["forgotten"][0] == {"id": "gsm8k-1", "problem": "Problem 1 of gsm8k: what is 1 + 1?", "gold": "2",
+                                      "before": "2", "after": "3"}
+    assert [f["id"] for f in third["learned"]] == ["gsm8k-4", "gsm8k-5", "gsm8k-6", "gsm8k-7"] and not third["forgotten"]
+    assert result["benchmarks"]["math500"][2] is None  # stage2 has no math500: a gap, not an error
+
+    report = (tmp_path / "cmp" / "report.md").read_text()
+    assert "| gsm8k | 60.0 [31.3, 83.2] | 40.0 [16.8, 68.7]; Δ -20.0 [" in report
+    assert "- stage1: 3 forgotten (right -> wrong), 1 learned (wrong -> right)" in report
+    assert "`gsm8k-1`: Problem 1 of gsm8k: what is 1 + 1? (gold `2`; before `2`, after `3`)" in report
+    assert "`gsm8k-6`" in report and "`gsm8k-7`" not in report  # stage2 learned four: three examples shown
+    png = (tmp_path / "cmp" / "retention.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+    assert json.loads((tmp_path / "cmp" / "comparison.json").read_text())["models"] == result["models"]
+
+
+def test_compare_cli_finds_a_runs_evaluation_and_names_what_is_missing(tmp_path, run_script, tiny_model_dir):
+    a = plant(tmp_path / "base", "base", BASE)
+    b = plant(tmp_path / "stage1", "stage1", STAGE1)
+    result = run_script("compare", a, b, "--out", tmp_path / "cmp")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "gsm8k: base 60.0%, stage1 40.0% (-20.0)" in result.stdout
+    assert (tmp_path / "cmp" / "retention.png").is_file()
+
+    missing = run_script("compare", a, tiny_model_dir, "--out", tmp_path / "cmp2")
+    assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1
+    assert f"{tiny_model_dir}: no evaluation found" in missing.stderr and "evaluate.py" in missing.stderr
+    with pytest.raises(UserError, match="at least two"):
+        write_comparison([str(a)], tmp_path / "cmp3")

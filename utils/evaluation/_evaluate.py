@@ -1,0 +1,102 @@
+"""evaluate.py's job: MODEL + benchmark names -> OUT/ with per-sample JSONL, summaries and report.md.
+
+Every input is checked (model path, adapter base, benchmark names and files) before any model is loaded.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from utils.data import PROMPT_FORMATS
+from utils.errors import UserError
+from utils.evaluation._benchmarks import OPENR1_VAL, LoadedBenchmark, load_benchmark
+from utils.evaluation._generation import HfGenerator, Sampling
+from utils.evaluation._models import EvalModel, eval_tokenizer, load_eval_model
+from utils.evaluation._report import write_report
+from utils.evaluation._runner import BenchmarkRun
+from utils.evaluation._vllm import VllmGenerator
+
+BACKENDS = ("auto", "hf", "vllm")
+
+
+@dataclass
+class EvalRequest:
+    """What a user asked evaluate.py for (all but the model already resolved)."""
+
+    benchmarks: list[str]
+    samples: int = 1
+    temperature: float = 0.6  # used when samples > 1 (the usual setting for reasoning models' pass@k)
+    top_p: float = 0.95
+    seed: int = 0
+    limit: int | None = None
+    max_new_tokens: int | None = None  # None: each benchmark's own budget
+    prompt_format: str | None = None  # None: the run's recipe, else think_boxed
+    data_dir: Path | None = None
+    batch_size: int = 16
+    backend: str = "auto"
+    force: bool = False
+    progress: bool = True
+
+
+def check_request(request: EvalRequest) -> None:
+    if request.samples < 1:
+        raise UserError(f"--samples: must be at least 1, got {request.samples}")
+    if request.limit is not None and request.limit < 1:
+        raise UserError(f"--limit: must be at least 1, got {request.limit}")
+    if request.prompt_format is not None and request.prompt_format not in PROMPT_FORMATS:
+        raise UserError(f"--prompt-format: {request.prompt_format!r} is not one of {', '.join(PROMPT_FORMATS)}")
+    if request.backend not in BACKENDS:
+        raise UserError(f"--backend: {request.backend!r} is not one of {', '.join(BACKENDS)}")
+    if request.backend == "vllm" and importlib.util.find_spec("vllm") is None:
+        raise UserError("--backend vllm: vLLM is not installed here (make setup-vllm builds .venv-vllm with its CPU "
+                        "build; make setup-gpu on a CUDA machine)")
+    if request.data_dir is not None and not request.data_dir.is_dir():
+        raise UserError(f"--data-dir {request.data_dir}: no such folder")
+
+
+def load_benchmarks(spec: EvalModel, request: EvalRequest) -> list[LoadedBenchmark]:
+    """Every benchmark's rows, in the run's prompt format unless --prompt-format says otherwise."""
+    recipe = spec.recipe
+    tokenizer = None
+    if recipe and recipe.data.filters.max_prompt_tokens and OPENR1_VAL in request.benchmarks:
+        tokenizer = eval_tokenizer(spec)  # the run's validation split depends on its prompt-token filter
+    prompt_format = request.prompt_format or (recipe.prompt.format if recipe else "think_boxed")
+    system = recipe.prompt.system if recipe and not request.prompt_format else None
+    loaded = []
+    for name in dict.fromkeys(request.benchmarks):
+        bench = load_benchmark(name, prompt_format, system, request.data_dir, recipe, tokenizer, request.limit)
+        if request.max_new_tokens:
+            bench.max_new_tokens = request.max_new_tokens
+        loaded.append(bench)
+    return loaded
+
+
+def sampling_for(request: EvalRequest, max_new_tokens: int) -> Sampling:
+    if request.samples == 1:
+        return Sampling(max_new_tokens, seed=request.seed)
+    return Sampling(max_new_tokens, do_sample=True, temperature=request.temperature, top_p=request.top_p,
+                    seed=request.seed)
+
+
+def make_generator(spec: EvalModel, request: EvalRequest) -> Any:
+    """The generation backend: vLLM where installed (auto) or asked for, else transformers."""
+    use_vllm = request.backend == "vllm" or (request.backend == "auto" and importlib.util.find_spec("vllm"))
+    if use_vllm:
+        return VllmGenerator.from_spec(spec)
+    model, tokenizer = load_eval_model(spec)
+    return HfGenerator(model, tokenizer, request.batch_size)
+
+
+def evaluate_model(spec: EvalModel, request: EvalRequest, out_dir: Path, generator: Any = None,
+                   benchmarks: list[LoadedBenchmark] | None = None) -> dict[str, Any]:
+    """Evaluate `spec` on every requested benchmark into `out_dir`; returns the folder's summary."""
+    check_request(request)
+    benchmarks = benchmarks if benchmarks is not None else load_benchmarks(spec, request)
+    generator = generator or make_generator(spec, request)
+    for bench in benchmarks:
+        BenchmarkRun(generator, bench, out_dir, sampling_for(request, bench.max_new_tokens), request.samples,
+                     spec.label, force=request.force, progress=request.progress).run()
+    return write_report(out_dir, spec.label)

@@ -1,0 +1,124 @@
+"""What MODEL names for evaluation: a hub id, a model folder, a LoRA adapter folder, a run folder or one of
+its checkpoints. Everything is checked (paths, the adapter's base, the run's recipe) before a model loads.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from utils.config import Recipe, read_recipe, sections_from_dict
+from utils.errors import UserError
+from utils.models import adapter_base
+
+RESOLVED_RECIPE = "recipe.resolved.yaml"  # what a run folder holds (utils.training writes it)
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+@dataclass
+class EvalModel:
+    """A model to evaluate, resolved but not loaded."""
+
+    target: str  # as the user gave it
+    path: str  # the folder (or hub id) that is loaded: a checkpoint, best/, an adapter or a model
+    base: str | None  # the base model of a LoRA adapter
+    run_dir: Path | None  # the training run it belongs to
+    recipe: Recipe | None  # that run's recipe (prompt format, openr1-val, model settings)
+
+    @property
+    def default_out(self) -> Path:
+        """Where its evaluation goes: inside its run folder, else checkpoints/eval/NAME/."""
+        if self.run_dir is not None:
+            return self.run_dir / "eval" / Path(self.path).name
+        name = Path(self.path).name if Path(self.path).exists() else self.path.replace("/", "_")
+        return Path("checkpoints") / "eval" / name
+
+    @property
+    def label(self) -> str:
+        if self.run_dir is not None:
+            return f"{self.run_dir.name}/{Path(self.path).name}"
+        return Path(self.path).name if Path(self.path).exists() else self.path
+
+
+def run_recipe(run_dir: Path) -> Recipe:
+    """A run's recipe.resolved.yaml, without its `training:` section (checked against TRL at training time;
+    evaluation needs the model, data and prompt sections, and a run made under another TRL stays readable)."""
+    path = run_dir / RESOLVED_RECIPE
+    raw = dict(read_recipe(path).raw)
+    raw.pop("training", None)
+    return sections_from_dict(raw, where=str(path))
+
+
+def _has_weights(folder: Path) -> bool:
+    return (folder / "config.json").is_file() or (folder / "adapter_config.json").is_file()
+
+
+def _run_model(run_dir: Path) -> Path:
+    from utils.training import last_complete_checkpoint  # lazy: utils.training's callbacks import this package
+
+    best = run_dir / "best"
+    if best.is_dir() and _has_weights(best):
+        return best
+    checkpoint = last_complete_checkpoint(run_dir)
+    if checkpoint is None:
+        raise UserError(f"{run_dir}: run folder without best/ or a complete checkpoint-N/ to evaluate")
+    return checkpoint
+
+
+def _looks_local(name: str) -> bool:
+    return name.startswith((".", "/", "~")) or not _HUB_ID.match(name)
+
+
+def _adapter_base(folder: Path) -> str | None:
+    """The base model of a LoRA adapter folder (None for a full model), which must exist where it is local."""
+    base = adapter_base(str(folder))
+    if base is not None and _looks_local(base) and not Path(base).expanduser().is_dir():
+        raise UserError(f"{folder}: LoRA adapter whose base model {base} is missing")
+    return base
+
+
+def resolve_model(target: str) -> EvalModel:
+    """Check MODEL and find what to load; UserError (one line) for anything missing."""
+    path = Path(target).expanduser()
+    if not path.exists():
+        if _looks_local(target):
+            raise UserError(f"{target}: no such folder (MODEL: a hub id owner/name, a model, adapter or run folder)")
+        return EvalModel(target, target, None, None, None)
+    if not path.is_dir():
+        raise UserError(f"{target}: not a folder (MODEL: a hub id, a model, adapter or run folder)")
+    run_dir = path if (path / RESOLVED_RECIPE).is_file() else None
+    if run_dir is None and (path.parent / RESOLVED_RECIPE).is_file():
+        run_dir = path.parent  # a checkpoint-N/ or best/ of a run
+    chosen = _run_model(path) if run_dir == path else path
+    if not _has_weights(chosen):
+        raise UserError(f"{chosen}: not a model folder (no config.json or adapter_config.json)")
+    recipe = run_recipe(run_dir) if run_dir else None
+    return EvalModel(target, str(chosen), _adapter_base(chosen), run_dir, recipe)
+
+
+def load_eval_model(spec: EvalModel, dtype: str = "auto") -> tuple[Any, Any]:
+    """Model and tokenizer for generation: transformers, full precision (fp32 on CPU), a LoRA adapter merged
+    into its base in memory (one set of weights generates faster than base + adapter layers)."""
+    from utils.models import load_model_and_tokenizer
+
+    model = dict(spec.recipe.to_dict()["model"]) if spec.recipe else {}
+    model.update(name=spec.path, backend="hf", load_in_4bit=False, fast_inference=False, dtype=dtype)
+    recipe = sections_from_dict({"model": model, "lora": {"enabled": False}}, where=f"evaluating {spec.target}")
+    loaded = load_model_and_tokenizer(recipe)
+    loaded.model.eval()
+    return loaded.model, loaded.tokenizer
+
+
+def eval_tokenizer(spec: EvalModel) -> Any:
+    """The tokenizer alone (a second, no weights): the adapter's own where it saved one, else its base's."""
+    from transformers import AutoTokenizer
+
+    from utils.errors import first_line
+
+    folder = spec.path if spec.base is None or (Path(spec.path) / "tokenizer_config.json").is_file() else spec.base
+    try:
+        return AutoTokenizer.from_pretrained(folder)
+    except (OSError, ValueError) as err:
+        raise UserError(f"{folder}: cannot load a tokenizer ({first_line(err)})") from None
