@@ -77,15 +77,7 @@ def export(options: ExportOptions, log: Callable[[str], None] = print) -> Export
     check_free_space(out.parent, export_size_bytes(peft_model, dtype, options.gguf))
     with staged_folder(out, options.force) as staging:
         log(f"writing {'adapter' if options.adapter_only else f'merged model ({dtype})'} into {staging}")
-        try:
-            if options.adapter_only:
-                checks, gguf_file = _write_adapter(peft_model, tokenizer, source, staging, reference), None
-            else:
-                checks, gguf_file = _write_merged(peft_model, tokenizer, staging, options, dtype, reference, log)
-        except OSError as err:
-            if err.errno == errno.ENOSPC:  # another writer took the space checked for above
-                raise UserError(f"--out {out}: the disk filled up while writing; nothing was written") from None
-            raise
+        checks, gguf_file = _write(peft_model, tokenizer, source, staging, options, dtype, reference, log)
         timer.lap("write+verify")
         refuse_failed(checks, out)
         card = model_card(source, "adapter" if options.adapter_only else "merged", dtype,
@@ -96,6 +88,19 @@ def export(options: ExportOptions, log: Callable[[str], None] = print) -> Export
     effect = reference.adapter_effect if reference else None
     final_gguf = out / gguf_file.name if gguf_file else None
     return ExportResult(out, dtype, checks, effect, final_gguf, timer.seconds)
+
+
+def _write(peft_model: Any, tokenizer: Any, source: ExportSource, staging: Path, options: ExportOptions, dtype: str,
+           reference: Reference | None, log: Callable[[str], None]) -> tuple[list[Check], Path | None]:
+    """The adapter or the merged model (and GGUF) into `staging`, each reloaded and checked when verifying."""
+    try:
+        if options.adapter_only:
+            return _write_adapter(peft_model, tokenizer, source, staging, reference), None
+        return _write_merged(peft_model, tokenizer, staging, options, dtype, reference, log)
+    except OSError as err:
+        if err.errno == errno.ENOSPC:  # another writer took the space checked for before writing
+            raise UserError(f"--out {options.out}: the disk filled up while writing; nothing was written") from None
+        raise
 
 
 def _tokenizer(source: ExportSource) -> Any:
