@@ -166,11 +166,11 @@ def prepare_run_dir(recipe: Recipe, resume: bool, force: bool, log: Callable[[st
         if resume:
             raise UserError(f"{run_dir}: nothing to resume (no run there; check output.dir and output.run_name)")
         return None
-    saved = _saved_recipe(run_dir)
-    checkpoint = last_complete_checkpoint(run_dir, log)
-    if force and not resume:
+    if force and not resume:  # before reading checkpoints back: they are about to go
         _empty(run_dir)
         return None
+    saved = _saved_recipe(run_dir)
+    checkpoint = last_complete_checkpoint(run_dir, log)
     if checkpoint is None and saved is not None:
         log(f"{run_dir}: the earlier start saved no complete checkpoint: starting from the beginning")
         _empty(run_dir)
