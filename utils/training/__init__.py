@@ -10,10 +10,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from utils.training._config import build_grpo_config, check_trl_trains_here, differences_from_trl, grpo_config_kwargs
+from utils.training._distributed import is_main_process, world_size
 from utils.training._plan import format_plan
 from utils.training._run_dir import RunLock, last_complete_checkpoint
 from utils.training._setup import RunSetup, check_run_paths, reward_weights, set_up_run
 from utils.training._trainer import PreparedRun, TrainOutcome, prepare_training, run_training
+from utils.training._vllm_server import bound_requests, check_vllm_server, wait_for_server
 
 if TYPE_CHECKING:
     from utils.training._callbacks import RewardRecorder, RunMonitor
@@ -36,15 +38,20 @@ __all__ = [
     "RunLock",
     "RunSetup",
     "TrainOutcome",
+    "bound_requests",
     "build_grpo_config",
     "check_run_paths",
     "check_trl_trains_here",
+    "check_vllm_server",
     "differences_from_trl",
     "format_plan",
     "grpo_config_kwargs",
+    "is_main_process",
     "last_complete_checkpoint",
     "prepare_training",
     "reward_weights",
     "run_training",
     "set_up_run",
+    "wait_for_server",
+    "world_size",
 ]

@@ -25,6 +25,7 @@ from utils.answers import extract_answer
 from utils.errors import StopRequested
 from utils.evaluation import evaluate_accuracy
 from utils.rewards import completion_text
+from utils.training._distributed import largest_across_ranks, wait_for_all
 from utils.training._plots import plot_metrics
 from utils.training._run_dir import COMPLETIONS, METRICS, mark_complete, saved_best_accuracy
 
@@ -99,8 +100,9 @@ class RunMonitor(TrainerCallback):
     """metrics.jsonl every log, completions.jsonl every K steps, plots, a progress bar, checkpoint markers."""
 
     def __init__(self, run_dir: Path, recorder: RewardRecorder, completions_every: int, completions_sample: int,
-                 plots: bool, plot_interval_s: float = 60.0, progress: bool = True) -> None:
+                 plots: bool, plot_interval_s: float = 60.0, progress: bool = True, writes: bool = True) -> None:
         self.run_dir = run_dir
+        self.writes = writes  # False on ranks other than the main one: the run folder is the main process's
         self.metrics = JsonlWriter(run_dir / METRICS)
         self.completions = JsonlWriter(run_dir / COMPLETIONS)
         self.recorder = recorder
@@ -122,7 +124,7 @@ class RunMonitor(TrainerCallback):
         self.reward: float | None = None
 
     def refresh_plots(self) -> None:
-        if self.plots:
+        if self.plots and self.writes:
             plot_metrics(self.run_dir / METRICS, self.run_dir / "plots")
 
     def on_train_begin(self, args, state, control, **kwargs):
@@ -141,7 +143,7 @@ class RunMonitor(TrainerCallback):
         self.step_seconds = time.perf_counter() - self.step_started - self.eval_seconds
         if state.max_steps and state.global_step >= state.max_steps:
             control.should_save = True  # always keep the final step, whatever save_steps says
-        if self.completions_every and state.global_step % self.completions_every == 0:
+        if self.writes and self.completions_every and state.global_step % self.completions_every == 0:
             for record in self.recorder.sample(self.completions_sample):
                 self.completions.write({"step": state.global_step, **record})
         if self.bar is not None:
@@ -160,7 +162,7 @@ class RunMonitor(TrainerCallback):
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = logs or {}
-        if "train_runtime" in logs:  # the trainer's end-of-run summary, not a step
+        if "train_runtime" in logs or not self.writes:  # the trainer's end-of-run summary, not a step
             return
         now = time.perf_counter()
         record: dict[str, Any] = {"step": state.global_step}
@@ -180,8 +182,9 @@ class RunMonitor(TrainerCallback):
             self.last_plot = time.perf_counter()
 
     def on_save(self, args, state, control, **kwargs):
+        wait_for_all()  # every rank's files (its RNG state, DeepSpeed's shards) are in before the marker
         checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        if checkpoint.is_dir():
+        if self.writes and checkpoint.is_dir():
             mark_complete(checkpoint, state.global_step)
 
     def on_train_end(self, args, state, control, **kwargs):
@@ -221,12 +224,14 @@ class EvalCallback(TrainerCallback):
         seconds = time.perf_counter() - started
         self.monitor.eval_seconds += seconds  # kept out of the step's step_time_s
         record["eval/seconds"] = round(seconds, 2)
-        self.monitor.metrics.write(record)
+        if self.monitor.writes:  # every rank evaluates (FSDP needs them all); the main one writes
+            self.monitor.metrics.write(record)
         accuracy = record["eval/accuracy"]
         self.monitor.accuracy = accuracy
         if accuracy > self.best:
             self.best = accuracy
-            self._save_best(model, step, accuracy)
+            if self.monitor.writes:
+                self._save_best(model, step, accuracy)
         return accuracy
 
     def _save_best(self, model: Any, step: int, accuracy: float) -> None:
@@ -257,10 +262,12 @@ class GracefulStop(TrainerCallback):
     """Ctrl-C or SIGTERM anywhere in a run. Before the first step (loading, the step-0 evaluation) the run
     ends at once, with nothing saved; once training runs, it finishes the step, saves a checkpoint and stops.
     A second Ctrl-C aborts. Signal handlers live for the `with` block (they can only be set on the main thread).
+    Under several processes, the ranks agree at every step's end: a signal to any one stops them all there.
     """
 
     def __init__(self) -> None:
         self.requested: str | None = None
+        self.signum = 0
         self.training = False
         self._previous: dict[int, Any] = {}
 
@@ -281,6 +288,7 @@ class GracefulStop(TrainerCallback):
         if self.requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.requested = signal.Signals(signum).name
+        self.signum = signum
         if not self.training:
             raise StopRequested(self.requested)
         print(f"\n{self.requested}: finishing this step, then saving a checkpoint (Ctrl-C again to abort)",
@@ -290,6 +298,8 @@ class GracefulStop(TrainerCallback):
         self.training = True  # from here on a stop waits for the step's end and saves
 
     def on_step_end(self, args, state, control, **kwargs):
-        if self.requested:
+        signum = largest_across_ranks(self.signum)  # the same answer on every rank: all stop, or none
+        if signum:
+            self.requested = self.requested or signal.Signals(signum).name
             control.should_save = True
             control.should_training_stop = True

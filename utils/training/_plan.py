@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from utils.training._config import differences_from_trl
+from utils.training._distributed import describe_batch
 from utils.training._setup import RunSetup
 
 
@@ -26,6 +27,7 @@ def format_plan(setup: RunSetup) -> str:
         + f"; max_seq_length {m.max_seq_length}",
         "LoRA       "
         + (f"r={lora.r} alpha={lora.alpha} dropout={lora.dropout} on {lora.target_modules}" if lora.enabled else "off (full fine-tuning)"),
+        f"Processes  {describe_batch(config, setup.processes)}",
         f"Data       {setup.data_source}; format {d.format}",
         f"           subset: {d.subset if d.subset else 'all rows'}; validation: {d.validation}; seed {d.seed}",
         f"Prompt     {recipe.prompt.format}",

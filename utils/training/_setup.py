@@ -16,6 +16,8 @@ from utils.config import Recipe, RecipeSource
 from utils.errors import UserError
 from utils.models import BackendChoice, Hardware, check_model_source, detect_hardware, import_backend, resolve_backend
 from utils.training._config import build_grpo_config, check_trl_trains_here
+from utils.training._distributed import backend_for_processes, shards_the_model, world_size
+from utils.training._vllm_server import check_vllm_server, server_url, uses_vllm_server
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class RunSetup:
     vllm_on_cpu: bool  # TRL's colocated vLLM engine on vLLM's CPU build (utils/training/_vllm_cpu)
     adjustments: list[str]  # recipe values changed for this machine or bounded by default, each with why
     data_source: str  # where the rows come from, in words
+    processes: int = 1  # training processes (accelerate launch): the world size
 
     @property
     def run_dir(self) -> Path:
@@ -43,13 +46,15 @@ def set_up_run(recipe: Recipe | RecipeSource, hw: Hardware | None = None) -> Run
     """
     hw = hw or detect_hardware()
     requested = recipe.requested_backend if isinstance(recipe, RecipeSource) else recipe.model.backend
-    backend = resolve_backend(requested, hw)
+    processes = world_size()
+    backend = backend_for_processes(resolve_backend(requested, hw), requested, processes)
     import_backend(backend)  # Unsloth patches TRL on import: before validation, which imports TRL
     recipe = copy.deepcopy(recipe.build() if isinstance(recipe, RecipeSource) else recipe)  # adjusted below
     check_trl_trains_here(backend.name, hw)
     adjustments = fit_to_machine(recipe, hw, backend.name)
     config = build_grpo_config(recipe, hw, backend.name, reward_weights=reward_weights(recipe), disable_tqdm=True)
     adjustments += bound_prompt_length(recipe, config.max_completion_length)
+    check_vllm_server(config, hw.cuda)  # server mode: the server answers now, or one line before anything loads
     from utils.rewards import build_reward_functions
 
     reward_funcs, _ = build_reward_functions(recipe.rewards, recipe.prompt.format, config.max_completion_length)
@@ -57,7 +62,7 @@ def set_up_run(recipe: Recipe | RecipeSource, hw: Hardware | None = None) -> Run
     vllm_on_cpu = bool(config.use_vllm) and config.vllm_mode == "colocate" and not hw.cuda  # server: elsewhere
     bf16_copy = _uses_cpu_bf16_generation(recipe, hw, config, backend.name)
     return RunSetup(recipe, hw, backend, config, reward_funcs, _generation(recipe, config, backend.name, bf16_copy),
-                    bf16_copy, vllm_on_cpu, adjustments, data_source)
+                    bf16_copy, vllm_on_cpu, adjustments, data_source, processes)
 
 
 def fit_to_machine(recipe: Recipe, hw: Hardware, backend: str) -> list[str]:
@@ -115,15 +120,17 @@ def check_run_paths(recipe: Recipe) -> str:
 
 def _uses_cpu_bf16_generation(recipe: Recipe, hw: Hardware, config: Any, backend: str) -> bool:
     """CPU, hf backend, bf16 training, no 4-bit, no vLLM: sample from a bf16 merged copy (faster than TRL's
-    fp32 generate through the PEFT wrappers)."""
+    fp32 generate through the PEFT wrappers). Not under FSDP or DeepSpeed: no rank holds the whole model."""
     m = recipe.model
     return (m.cpu_bf16_generation and not hw.cuda and backend == "hf" and bool(config.bf16)
-            and not config.use_vllm and not m.load_in_4bit)
+            and not config.use_vllm and not m.load_in_4bit and not shards_the_model())
 
 
 def _generation(recipe: Recipe, config: Any, backend: str, bf16_copy: bool) -> str:
     if recipe.model.fast_inference and backend == "unsloth":
         return "vLLM (Unsloth's engine)"
+    if uses_vllm_server(config):
+        return f"vLLM (TRL, server at {server_url(config)}, waiting up to {config.vllm_server_timeout:g} s for it)"
     if config.use_vllm:
         return f"vLLM (TRL, {config.vllm_mode})"
     if bf16_copy:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import shutil
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from typing import Any
 
 from utils.config import Recipe
 from utils.errors import StopRequested, UserError
+from utils.training._distributed import is_main_process, main_decides, start_process_group
 from utils.training._run_dir import (
     COMPLETIONS,
     METRICS,
@@ -24,6 +26,7 @@ from utils.training._run_dir import (
     truncate_jsonl,
 )
 from utils.training._setup import RunSetup, set_up_run
+from utils.training._vllm_server import bound_requests, server_failure, server_url, uses_vllm_server
 
 
 @dataclass
@@ -50,10 +53,14 @@ class PreparedRun:
     def train(self) -> TrainOutcome:
         try:
             self.trainer.train(resume_from_checkpoint=str(self.resume_from) if self.resume_from else None)
-        except OSError as err:
-            if err.errno != errno.ENOSPC:
+        except OSError as err:  # requests' ConnectionError is an OSError too
+            step = self.trainer.state.global_step
+            if err.errno == errno.ENOSPC:
+                raise UserError(_disk_full_message(self.run_dir, step)) from None
+            lost = server_failure(err, server_url(self.trainer.args), step) if uses_vllm_server(self.trainer.args) else None
+            if lost is None:
                 raise
-            raise UserError(_disk_full_message(self.run_dir, self.trainer.state.global_step)) from None
+            raise lost from None
         best = self.evaluator.best if self.evaluator and self.evaluator.best >= 0 else None
         return TrainOutcome(self.run_dir, self.trainer.state.global_step, last_complete_checkpoint(self.run_dir),
                             self.stop.requested, best)
@@ -67,8 +74,14 @@ def run_training(setup: RunSetup | Recipe, resume: bool = False, force: bool = F
     from utils.training._callbacks import GracefulStop  # transformers: loaded on use
 
     setup = setup if isinstance(setup, RunSetup) else set_up_run(setup)
-    with RunLock(setup.run_dir), GracefulStop() as stop:
-        resume_from = prepare_run_dir(setup.recipe, resume=resume, force=force, log=log)
+    start_process_group(setup.config)
+    log = log if is_main_process() else _silent
+    with contextlib.ExitStack() as held, GracefulStop() as stop:
+        def hold_and_check_folder() -> Path | None:  # the main process's alone: the others wait for its answer
+            held.enter_context(RunLock(setup.run_dir))
+            return prepare_run_dir(setup.recipe, resume=resume, force=force, log=log)
+
+        resume_from = main_decides(hold_and_check_folder)
         finished = _finished(setup, resume_from)
         if finished is not None:
             log(f"{setup.run_dir}: already finished at step {finished.global_step} "
@@ -85,6 +98,10 @@ def run_training(setup: RunSetup | Recipe, resume: bool = False, force: bool = F
             log(f"{stop.requested} before the first training step: nothing saved")
             return TrainOutcome(setup.run_dir, step_of(resume_from) if resume_from else 0, resume_from,
                                 stop.requested, None)
+
+
+def _silent(message: str) -> None:
+    """The log of a process other than the main one: the main process says it once."""
 
 
 def prepare_training(setup: RunSetup | Recipe, resume: bool = False, force: bool = False,
@@ -139,15 +156,17 @@ def _build_trainer(setup: RunSetup, resume_from: Path | None, progress: bool, st
         size_kv_cache()
 
     run_dir = setup.run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
-    recipe.dump(run_dir / RESOLVED_RECIPE)
-    if resume_from is not None:
-        for name in (METRICS, COMPLETIONS):
-            truncate_jsonl(run_dir / name, step_of(resume_from))
+    main = is_main_process()
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        recipe.dump(run_dir / RESOLVED_RECIPE)
+        if resume_from is not None:
+            for name in (METRICS, COMPLETIONS):
+                truncate_jsonl(run_dir / name, step_of(resume_from))
 
     recorder = RewardRecorder()
     monitor = RunMonitor(run_dir, recorder, recipe.output.completions_every, recipe.output.completions_sample,
-                         plots=recipe.output.plots, progress=progress)
+                         plots=recipe.output.plots, progress=progress and main, writes=main)
     evaluator = _evaluator(recipe, watched, loaded.tokenizer, monitor)
     trainer = GRPOTrainer(
         model=loaded.model,
@@ -162,6 +181,9 @@ def _build_trainer(setup: RunSetup, resume_from: Path | None, progress: bool, st
         from utils.training._vllm_cpu import reload_weights_in_place
 
         reload_weights_in_place(trainer.vllm_generation)
+    client = getattr(getattr(trainer, "vllm_generation", None), "vllm_client", None)  # server mode, main process
+    if client is not None:
+        bound_requests(client.session)  # a hung server is an error after a while, not a hang
     if setup.cpu_bf16_generation:
         from utils.training._cpu_generation import use_generation_copy
 
