@@ -20,6 +20,7 @@ from utils.evaluation import (
     load_benchmark,
     load_eval_model,
     majority_correct,
+    paired_difference_interval,
     pass_at_k,
     read_samples,
     resolve_model,
@@ -47,6 +48,37 @@ def test_wilson_interval_matches_hand_computation():
 def test_difference_interval_is_newcombes():
     lo, hi = difference_interval(0.5, (0.3, 0.7), 0.6, (0.4, 0.8))
     assert lo == pytest.approx(0.1 - (0.2**2 + 0.2**2) ** 0.5) and hi == pytest.approx(0.1 + 0.08**0.5)
+
+
+def test_paired_interval_reduces_to_the_independent_one_without_correlation_and_uses_it_when_there_is():
+    # both*neither == forgotten*learned: no correlation, so the paired interval is the independent one
+    uncorrelated = paired_difference_interval(2, 2, 2, 2)
+    assert uncorrelated == pytest.approx(difference_interval(0.5, wilson_interval(4, 8), 0.5, wilson_interval(4, 8)))
+    # nothing flipped among 64 problems: the change is known to be 0 far more tightly than two separate
+    # accuracies would say
+    lo, hi = paired_difference_interval(16, 0, 0, 48)
+    wide = difference_interval(0.25, wilson_interval(16, 64), 0.25, wilson_interval(16, 64))
+    assert lo < 0 < hi and hi - lo < (wide[1] - wide[0]) / 3
+
+
+def test_paired_interval_covers_the_true_change_95_percent_of_the_time():
+    import random
+
+    rng = random.Random(0)
+    cells = ("both", "forgotten", "learned", "neither")
+    probs = (0.25, 0.05, 0.20, 0.50)  # before 30%, after 45%: true change +15 points
+    paired = independent = 0
+    trials = 2000
+    for _ in range(trials):
+        drawn = rng.choices(cells, probs, k=64)
+        both, forgotten, learned, neither = (drawn.count(c) for c in cells)
+        lo, hi = paired_difference_interval(both, forgotten, learned, neither)
+        paired += lo <= 0.15 <= hi
+        before, after = both + forgotten, both + learned
+        lo, hi = difference_interval(before / 64, wilson_interval(before, 64), after / 64, wilson_interval(after, 64))
+        independent += lo <= 0.15 <= hi
+    assert 0.92 <= paired / trials <= 0.97  # nominal coverage (method 10 runs a little under at n = 64)
+    assert independent / trials > 0.985  # the independent interval is too wide for paired answers
 
 
 @pytest.mark.parametrize(("n", "c", "k", "expected"), [
