@@ -202,6 +202,15 @@ def test_greedy_completions_are_identical_at_batch_size_1_and_16(tiny, gsm8k16, 
     assert one["pass@1"] == sixteen["pass@1"] and one["extraction_rate"] == sixteen["extraction_rate"]
 
 
+def test_progress_bar_shows_the_decoding_step_inside_a_long_batch(tiny, gsm8k16, tmp_path, capsys):
+    generator = HfGenerator(*tiny, batch_size=16)
+    BenchmarkRun(generator, gsm8k16, tmp_path, Sampling(24), 1, "tiny", progress=True).run()
+    shown = capsys.readouterr().err
+    assert "token=8/24" in shown and "token=16/24" in shown  # the one batch of 16 shows its steps
+    assert "16/16" in shown and "acc=" in shown
+    assert generator.on_token is None  # the generator is left as it was (in-training evaluation reuses it)
+
+
 class StopAfter:
     """A generator that raises KeyboardInterrupt (Ctrl-C) at its n-th batch."""
 
@@ -317,9 +326,22 @@ def test_evaluating_a_run_uses_its_prompt_format_and_writes_inside_it(tiny_model
     out = run / "eval" / "checkpoint-2"
     summary = json.loads((out / "summary.json").read_text())
     assert sorted(summary["benchmarks"]) == ["gsm8k", "openr1-val"] and summary["model"] == "run/checkpoint-2"
+    from utils.evaluation import eval_dtype
+
+    assert summary["benchmarks"]["gsm8k"]["dtype"] == eval_dtype("auto")  # recorded with the results
     records = read_samples(out / "gsm8k" / "samples.jsonl")
     assert len(records) == 2 and all("<reasoning>" in r["prompt"] for r in records)  # the run's xml format
     assert (out / "report.md").is_file() and "| openr1-val | 2 |" in result.stdout
+
+
+@pytest.mark.parametrize(("native_bf16", "expected"), [(True, "bfloat16"), (False, "float32")])
+def test_auto_dtype_is_bf16_only_where_the_cpu_computes_it_natively(monkeypatch, native_bf16, expected):
+    from utils.evaluation import eval_dtype
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: native_bf16)
+    assert eval_dtype("auto") == expected
+    assert eval_dtype("float32") == "float32"  # asked for: kept
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -327,6 +349,8 @@ def test_evaluating_a_run_uses_its_prompt_format_and_writes_inside_it(tiny_model
     (["--bench", "gsm8k", "--data-dir", "/nonexistent/data"], "--data-dir /nonexistent/data: no such folder"),
     (["--bench", "missing.jsonl"], "--bench missing.jsonl: unknown benchmark"),
     (["--bench", "gsm8k", "--samples", "0"], "--samples: must be at least 1"),
+    (["--bench", "gsm8k", "--batch-size", "0"], "--batch-size: must be at least 1"),
+    (["--bench", "gsm8k", "--dtype", "fp8"], "--dtype: 'fp8' is not one of auto, float32, bfloat16"),
 ])
 def test_bad_benchmarks_are_one_line_and_exit_2(tiny_model_dir, run_script, args, message):
     result = run_script("evaluate", tiny_model_dir, *args)

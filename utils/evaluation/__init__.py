@@ -12,7 +12,14 @@ from utils.evaluation._benchmarks import (
     load_benchmark,
 )
 from utils.evaluation._compare import Evaluated, compare, find_evaluation, flips, write_comparison
-from utils.evaluation._evaluate import EvalRequest, check_request, evaluate_model, load_benchmarks, make_generator
+from utils.evaluation._evaluate import (
+    EvalRequest,
+    check_request,
+    eval_dtype,
+    evaluate_model,
+    load_benchmarks,
+    make_generator,
+)
 from utils.evaluation._generation import Generated, HfGenerator, Sampling, generate, generate_all, length_order
 from utils.evaluation._metrics import (
     by_problem,
@@ -53,6 +60,7 @@ __all__ = [
     "compare",
     "default_data_dir",
     "difference_interval",
+    "eval_dtype",
     "eval_tokenizer",
     "evaluate_accuracy",
     "evaluate_model",
