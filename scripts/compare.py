@@ -31,6 +31,12 @@ def default_out(targets: list[str]) -> Path:
     return Path("checkpoints") / "compare" / "_vs_".join(names)[:120]
 
 
+def _change(row: dict) -> str:
+    low, high = (100 * x for x in row["delta_ci95"])
+    noise = ", within noise" if low <= 0 <= high else ""
+    return f" ({100 * row['delta']:+.1f} [{low:+.1f}, {high:+.1f}]{noise})"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from utils.evaluation import write_comparison
@@ -38,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out) if args.out else default_out(args.targets)
     result = write_comparison(args.targets, out)
     for name, rows in result["benchmarks"].items():
-        cells = [f"{r['model']} {100 * r['pass@1']:.1f}%" + (f" ({100 * r['delta']:+.1f})" if "delta" in r else "")
+        cells = [f"{r['model']} {100 * r['pass@1']:.1f}%" + (_change(r) if "delta" in r else "")
                  for r in rows if r is not None]
         print(f"{name}: " + ", ".join(cells))
     print(f"report: {out / 'report.md'}")

@@ -32,8 +32,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--recipe", help="recipe whose validation split openr1-val is (when MODEL is no run)")
     parser.add_argument("--data-dir", help="local benchmark copies (default ../shared/data beside the repo, if present)")
     parser.add_argument("--out", help="output folder (default: RUN/eval/CHECKPOINT, else checkpoints/eval/NAME)")
-    parser.add_argument("--batch-size", type=int, default=16, help="prompts per generate() call (transformers)")
+    parser.add_argument("--batch-size", type=int, help="prompts per generate() call (transformers; default 64)")
     parser.add_argument("--backend", default="auto", help="auto (vLLM where installed), hf or vllm")
+    parser.add_argument("--dtype", default="auto",
+                        help="transformers weights: auto (bf16 where the GPU or CPU has it natively), float32, bfloat16")
     parser.add_argument("--force", action="store_true", help="discard samples already in the output folder")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
@@ -55,8 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     request = EvalRequest(
         benchmarks=[b.strip() for b in args.bench.split(",") if b.strip()], samples=args.samples,
         temperature=args.temperature, seed=args.seed, limit=args.limit, max_new_tokens=args.max_new_tokens,
-        prompt_format=args.prompt_format, batch_size=args.batch_size, backend=args.backend, force=args.force,
-        data_dir=Path(args.data_dir) if args.data_dir else default_data_dir(), progress=not args.no_progress)
+        prompt_format=args.prompt_format, backend=args.backend, dtype=args.dtype, force=args.force,
+        data_dir=Path(args.data_dir) if args.data_dir else default_data_dir(), progress=not args.no_progress,
+        **({"batch_size": args.batch_size} if args.batch_size is not None else {}))
     check_request(request)
     spec = resolve_model(args.model)
     if args.recipe:

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from utils.errors import UserError
-from utils.evaluation import difference_interval, summarize, wilson_interval, write_comparison, write_report
+from utils.evaluation import (
+    difference_interval,
+    paired_difference_interval,
+    summarize,
+    wilson_interval,
+    write_comparison,
+    write_report,
+)
 
 
 def plant(folder: Path, model: str, results: dict[str, list[int]]) -> Path:
@@ -38,8 +46,12 @@ def test_retention_report_from_planted_results(tmp_path):
     first, second, third = result["benchmarks"]["gsm8k"]
     assert first["pass@1"] == 0.6 and "delta" not in first
     assert second["delta"] == pytest.approx(0.4 - 0.6)
-    expected = difference_interval(0.6, wilson_interval(6, 10), 0.4, wilson_interval(4, 10))
-    assert second["delta_ci95"] == pytest.approx(list(expected))
+    # the same ten problems, answered once each: the paired interval (3 both right, 3 forgotten, 1 learned,
+    # 3 neither), narrower than treating the two accuracies as independent samples
+    assert second["delta_method"] == "paired"
+    assert second["delta_ci95"] == pytest.approx(list(paired_difference_interval(3, 3, 1, 3)))
+    independent = difference_interval(0.6, wilson_interval(6, 10), 0.4, wilson_interval(4, 10))
+    assert independent[0] < second["delta_ci95"][0] < -0.2 < second["delta_ci95"][1] < independent[1]
     assert [f["id"] for f in second["forgotten"]] == ["gsm8k-1", "gsm8k-2", "gsm8k-9"]
     assert [f["id"] for f in second["learned"]] == ["gsm8k-4"]
     assert second["forgotten"][0] == {"id": "gsm8k-1", "problem": "Problem 1 of gsm8k: what is 1 + 1?", "gold": "2",
@@ -62,7 +74,8 @@ def test_compare_cli_finds_a_runs_evaluation_and_names_what_is_missing(tmp_path,
     b = plant(tmp_path / "stage1", "stage1", STAGE1)
     result = run_script("compare", a, b, "--out", tmp_path / "cmp")
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "gsm8k: base 60.0%, stage1 40.0% (-20.0)" in result.stdout
+    assert re.search(r"gsm8k: base 60\.0%, stage1 40\.0% \(-20\.0 \[-\d+\.\d, \+\d+\.\d\], within noise\)",
+                     result.stdout), result.stdout
     assert (tmp_path / "cmp" / "retention.png").is_file()
 
     missing = run_script("compare", a, tiny_model_dir, "--out", tmp_path / "cmp2")

@@ -20,6 +20,7 @@ from utils.evaluation import (
     load_benchmark,
     load_eval_model,
     majority_correct,
+    paired_difference_interval,
     pass_at_k,
     read_samples,
     resolve_model,
@@ -47,6 +48,37 @@ def test_wilson_interval_matches_hand_computation():
 def test_difference_interval_is_newcombes():
     lo, hi = difference_interval(0.5, (0.3, 0.7), 0.6, (0.4, 0.8))
     assert lo == pytest.approx(0.1 - (0.2**2 + 0.2**2) ** 0.5) and hi == pytest.approx(0.1 + 0.08**0.5)
+
+
+def test_paired_interval_reduces_to_the_independent_one_without_correlation_and_uses_it_when_there_is():
+    # both*neither == forgotten*learned: no correlation, so the paired interval is the independent one
+    uncorrelated = paired_difference_interval(2, 2, 2, 2)
+    assert uncorrelated == pytest.approx(difference_interval(0.5, wilson_interval(4, 8), 0.5, wilson_interval(4, 8)))
+    # nothing flipped among 64 problems: the change is known to be 0 far more tightly than two separate
+    # accuracies would say
+    lo, hi = paired_difference_interval(16, 0, 0, 48)
+    wide = difference_interval(0.25, wilson_interval(16, 64), 0.25, wilson_interval(16, 64))
+    assert lo < 0 < hi and hi - lo < (wide[1] - wide[0]) / 3
+
+
+def test_paired_interval_covers_the_true_change_95_percent_of_the_time():
+    import random
+
+    rng = random.Random(0)
+    cells = ("both", "forgotten", "learned", "neither")
+    probs = (0.25, 0.05, 0.20, 0.50)  # before 30%, after 45%: true change +15 points
+    paired = independent = 0
+    trials = 2000
+    for _ in range(trials):
+        drawn = rng.choices(cells, probs, k=64)
+        both, forgotten, learned, neither = (drawn.count(c) for c in cells)
+        lo, hi = paired_difference_interval(both, forgotten, learned, neither)
+        paired += lo <= 0.15 <= hi
+        before, after = both + forgotten, both + learned
+        lo, hi = difference_interval(before / 64, wilson_interval(before, 64), after / 64, wilson_interval(after, 64))
+        independent += lo <= 0.15 <= hi
+    assert 0.92 <= paired / trials <= 0.97  # nominal coverage (method 10 runs a little under at n = 64)
+    assert independent / trials > 0.985  # the independent interval is too wide for paired answers
 
 
 @pytest.mark.parametrize(("n", "c", "k", "expected"), [
@@ -170,6 +202,15 @@ def test_greedy_completions_are_identical_at_batch_size_1_and_16(tiny, gsm8k16, 
     assert one["pass@1"] == sixteen["pass@1"] and one["extraction_rate"] == sixteen["extraction_rate"]
 
 
+def test_progress_bar_shows_the_decoding_step_inside_a_long_batch(tiny, gsm8k16, tmp_path, capsys):
+    generator = HfGenerator(*tiny, batch_size=16)
+    BenchmarkRun(generator, gsm8k16, tmp_path, Sampling(24), 1, "tiny", progress=True).run()
+    shown = capsys.readouterr().err
+    assert "token=8/24" in shown and "token=16/24" in shown  # the one batch of 16 shows its steps
+    assert "16/16" in shown and "acc=" in shown
+    assert generator.on_token is None  # the generator is left as it was (in-training evaluation reuses it)
+
+
 class StopAfter:
     """A generator that raises KeyboardInterrupt (Ctrl-C) at its n-th batch."""
 
@@ -285,9 +326,22 @@ def test_evaluating_a_run_uses_its_prompt_format_and_writes_inside_it(tiny_model
     out = run / "eval" / "checkpoint-2"
     summary = json.loads((out / "summary.json").read_text())
     assert sorted(summary["benchmarks"]) == ["gsm8k", "openr1-val"] and summary["model"] == "run/checkpoint-2"
+    from utils.evaluation import eval_dtype
+
+    assert summary["benchmarks"]["gsm8k"]["dtype"] == eval_dtype("auto")  # recorded with the results
     records = read_samples(out / "gsm8k" / "samples.jsonl")
     assert len(records) == 2 and all("<reasoning>" in r["prompt"] for r in records)  # the run's xml format
     assert (out / "report.md").is_file() and "| openr1-val | 2 |" in result.stdout
+
+
+@pytest.mark.parametrize(("native_bf16", "expected"), [(True, "bfloat16"), (False, "float32")])
+def test_auto_dtype_is_bf16_only_where_the_cpu_computes_it_natively(monkeypatch, native_bf16, expected):
+    from utils.evaluation import eval_dtype
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: native_bf16)
+    assert eval_dtype("auto") == expected
+    assert eval_dtype("float32") == "float32"  # asked for: kept
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -295,6 +349,8 @@ def test_evaluating_a_run_uses_its_prompt_format_and_writes_inside_it(tiny_model
     (["--bench", "gsm8k", "--data-dir", "/nonexistent/data"], "--data-dir /nonexistent/data: no such folder"),
     (["--bench", "missing.jsonl"], "--bench missing.jsonl: unknown benchmark"),
     (["--bench", "gsm8k", "--samples", "0"], "--samples: must be at least 1"),
+    (["--bench", "gsm8k", "--batch-size", "0"], "--batch-size: must be at least 1"),
+    (["--bench", "gsm8k", "--dtype", "fp8"], "--dtype: 'fp8' is not one of auto, float32, bfloat16"),
 ])
 def test_bad_benchmarks_are_one_line_and_exit_2(tiny_model_dir, run_script, args, message):
     result = run_script("evaluate", tiny_model_dir, *args)

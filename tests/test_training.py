@@ -147,6 +147,32 @@ def test_trl_without_a_cpu_path_is_refused_on_cpu(backend, cuda, trl, refused):
         check_trl_trains_here(backend, hw, trl)
 
 
+GIB = 2**30
+
+
+@pytest.mark.parametrize(("cuda", "model", "recipe_sets", "ram", "checkpointing"), [
+    (False, "tiny", [], 24 * GIB, False),  # CPU, activations fit: off, said in the plan
+    (False, "tiny", ["training.gradient_checkpointing=true"], 24 * GIB, True),  # the recipe decides
+    (False, "tiny", [], 1000, True),  # a machine they would crowd: TRL's default
+    (False, "Qwen/Qwen2.5-0.5B-Instruct", [], 24 * GIB, True),  # a hub id: no config read, TRL's default
+    (True, "tiny", [], 24 * GIB, True),  # GPUs keep TRL's default
+])
+def test_gradient_checkpointing_is_off_on_cpu_where_activations_fit(tiny_model_dir, tmp_path, monkeypatch, cuda,
+                                                                     model, recipe_sets, ram, checkpointing):
+    import utils.training._setup as setup
+    from utils.models import Hardware
+
+    hw = Hardware(cuda=cuda, gpu_name="T4" if cuda else None, bf16=False, unsloth_installed=False,
+                  vllm_installed=False)
+    monkeypatch.setattr(setup.os, "sysconf", lambda name: {"SC_PAGE_SIZE": 1, "SC_PHYS_PAGES": ram}[name])
+    monkeypatch.setattr(setup, "check_run_paths", lambda recipe: "rows")  # a hub id is not looked up here
+    recipe = smoke_recipe(tiny_model_dir, tmp_path, *recipe_sets, *([f"model.name={model}"] if model != "tiny" else []))
+    run = setup.set_up_run(recipe, hw)
+    assert run.config.gradient_checkpointing is checkpointing
+    said = [line for line in run.adjustments if line.startswith("training.gradient_checkpointing: false")]
+    assert len(said) == (not checkpointing)
+
+
 def test_half_written_checkpoint_is_never_resumed(tmp_path):
     run = tmp_path / "run"
     good = run / "checkpoint-2"

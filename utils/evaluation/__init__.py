@@ -12,12 +12,20 @@ from utils.evaluation._benchmarks import (
     load_benchmark,
 )
 from utils.evaluation._compare import Evaluated, compare, find_evaluation, flips, write_comparison
-from utils.evaluation._evaluate import EvalRequest, check_request, evaluate_model, load_benchmarks, make_generator
+from utils.evaluation._evaluate import (
+    EvalRequest,
+    check_request,
+    eval_dtype,
+    evaluate_model,
+    load_benchmarks,
+    make_generator,
+)
 from utils.evaluation._generation import Generated, HfGenerator, Sampling, generate, generate_all, length_order
 from utils.evaluation._metrics import (
     by_problem,
     difference_interval,
     majority_correct,
+    paired_difference_interval,
     pass_at_k,
     problem_correct,
     summarize,
@@ -52,6 +60,7 @@ __all__ = [
     "compare",
     "default_data_dir",
     "difference_interval",
+    "eval_dtype",
     "eval_tokenizer",
     "evaluate_accuracy",
     "evaluate_model",
@@ -65,6 +74,7 @@ __all__ = [
     "load_eval_model",
     "majority_correct",
     "make_generator",
+    "paired_difference_interval",
     "pass_at_k",
     "problem_correct",
     "read_samples",

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from utils.errors import UserError
-from utils.evaluation._metrics import by_problem, difference_interval, problem_correct
+from utils.evaluation._metrics import by_problem, difference_interval, paired_difference_interval, problem_correct
 from utils.evaluation._models import resolve_model
 from utils.evaluation._report import interval, pct
 from utils.evaluation._runner import SAMPLES, SUMMARY, read_samples, write_json
@@ -68,7 +68,10 @@ def _unique_labels(models: list[Evaluated]) -> None:
 
 def flips(first: Evaluated, other: Evaluated, bench: str) -> dict[str, list[dict]]:
     """Problems right in `first` and wrong in `other` (forgotten), and the reverse (learned)."""
-    a, b = first.verdicts(bench), other.verdicts(bench)
+    return _flips(first.verdicts(bench), other.verdicts(bench))
+
+
+def _flips(a: dict[str, tuple[bool, dict]], b: dict[str, tuple[bool, dict]]) -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = {"forgotten": [], "learned": []}
     for pid in sorted(a.keys() & b.keys()):
         (right_a, sample_a), (right_b, sample_b) = a[pid], b[pid]
@@ -77,6 +80,18 @@ def flips(first: Evaluated, other: Evaluated, bench: str) -> dict[str, list[dict
                 "id": pid, "problem": sample_a.get("problem", ""), "gold": sample_a.get("gold"),
                 "before": sample_a.get("predicted"), "after": sample_b.get("predicted")})
     return out
+
+
+def delta_interval(base: dict, s: dict, a: dict[str, tuple[bool, dict]], b: dict[str, tuple[bool, dict]],
+                   changed: dict[str, list[dict]]) -> tuple[list[float], str]:
+    """The 95% interval of the change and its method: paired (the same problems, one answer each: most keep
+    their verdict, which the independent interval ignores) or independent (different problems, or k samples)."""
+    if a.keys() == b.keys() and base.get("samples_per_problem", 1) == 1 and s.get("samples_per_problem", 1) == 1:
+        forgotten, learned = len(changed["forgotten"]), len(changed["learned"])
+        both = sum(right and b[pid][0] for pid, (right, _) in a.items())
+        neither = len(a) - both - forgotten - learned
+        return list(paired_difference_interval(both, forgotten, learned, neither)), "paired"
+    return list(difference_interval(base["pass@1"], base["ci95"], s["pass@1"], s["ci95"])), "independent"
 
 
 def compare(models: list[Evaluated]) -> dict[str, Any]:
@@ -94,9 +109,11 @@ def compare(models: list[Evaluated]) -> dict[str, Any]:
                 continue
             row = {"model": m.label, "problems": s["problems"], "pass@1": s["pass@1"], "ci95": s["ci95"]}
             if base is not None and m is not first:
+                a, b = first.verdicts(name), m.verdicts(name)
+                changed = _flips(a, b)
                 row["delta"] = s["pass@1"] - base["pass@1"]
-                row["delta_ci95"] = list(difference_interval(base["pass@1"], base["ci95"], s["pass@1"], s["ci95"]))
-                row.update(flips(first, m, name))
+                row["delta_ci95"], row["delta_method"] = delta_interval(base, s, a, b, changed)
+                row.update(changed)
             rows.append(row)
         result["benchmarks"][name] = rows
     return result
@@ -124,7 +141,9 @@ def markdown(result: dict[str, Any]) -> str:
     models = result["models"]
     lines = ["# Retention report", "", f"Models, first is the reference: {', '.join(models)}.", "",
              "pass@1 % with its 95% Wilson interval; Δ: points against the first model, with a 95% interval "
-             "(Newcombe, from the two Wilson intervals). A Δ whose interval spans 0 may be noise.", "",
+             "(Newcombe: paired where both models answered the same problems once each, from the two Wilson "
+             "intervals and the flips; else from the two Wilson intervals alone). A Δ whose interval spans 0 may "
+             "be noise.", "",
              "| benchmark | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
     for name, rows in result["benchmarks"].items():
         lines.append(f"| {name} | " + " | ".join(_cell(r) for r in rows) + " |")

@@ -20,6 +20,7 @@ from utils.evaluation._runner import BenchmarkRun
 from utils.evaluation._vllm import VllmGenerator
 
 BACKENDS = ("auto", "hf", "vllm")
+DTYPES = ("auto", "float32", "bfloat16")
 
 
 @dataclass
@@ -35,7 +36,8 @@ class EvalRequest:
     max_new_tokens: int | None = None  # None: each benchmark's own budget
     prompt_format: str | None = None  # None: the run's recipe, else think_boxed
     data_dir: Path | None = None
-    batch_size: int = 16
+    batch_size: int = 64  # SmolLM2 on 2 CPU cores, 64 GSM8K problems: 118 s at 16, 88 s at 32, 77 s at 64
+    dtype: str = "auto"  # auto: bf16 on a GPU or a CPU with native bf16, else fp32; or float32 / bfloat16
     backend: str = "auto"
     force: bool = False
     progress: bool = True
@@ -46,8 +48,12 @@ def check_request(request: EvalRequest) -> None:
         raise UserError(f"--samples: must be at least 1, got {request.samples}")
     if request.limit is not None and request.limit < 1:
         raise UserError(f"--limit: must be at least 1, got {request.limit}")
+    if request.batch_size < 1:
+        raise UserError(f"--batch-size: must be at least 1, got {request.batch_size}")
     if request.prompt_format is not None and request.prompt_format not in PROMPT_FORMATS:
         raise UserError(f"--prompt-format: {request.prompt_format!r} is not one of {', '.join(PROMPT_FORMATS)}")
+    if request.dtype not in DTYPES:
+        raise UserError(f"--dtype: {request.dtype!r} is not one of {', '.join(DTYPES)}")
     if request.backend not in BACKENDS:
         raise UserError(f"--backend: {request.backend!r} is not one of {', '.join(BACKENDS)}")
     if request.backend == "vllm" and importlib.util.find_spec("vllm") is None:
@@ -86,8 +92,22 @@ def make_generator(spec: EvalModel, request: EvalRequest) -> Any:
     use_vllm = request.backend == "vllm" or (request.backend == "auto" and importlib.util.find_spec("vllm"))
     if use_vllm:
         return VllmGenerator.from_spec(spec)
-    model, tokenizer = load_eval_model(spec)
+    model, tokenizer = load_eval_model(spec, eval_dtype(request.dtype))
     return HfGenerator(model, tokenizer, request.batch_size)
+
+
+def eval_dtype(choice: str) -> str:
+    """The weights' dtype for transformers generation. `auto` is bf16 where the hardware computes it natively: a
+    GPU (as training does), or a CPU with bf16 instructions, where it is about 1.6x faster than fp32 (SmolLM2, 64
+    GSM8K problems at batch 64: 48 s vs 77 s) and matches what vLLM computes. Greedy text can differ from fp32
+    in places; `--dtype float32` reproduces fp32 results exactly."""
+    if choice != "auto":
+        return choice
+    import torch
+
+    if torch.cuda.is_available():
+        return "auto"  # utils.models.torch_dtype: bf16, or fp16 on cards without bf16
+    return "bfloat16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "float32"
 
 
 def evaluate_model(spec: EvalModel, request: EvalRequest, out_dir: Path, generator: Any = None,

@@ -7,7 +7,7 @@ its token count and whether it stopped at the token budget (truncated) rather th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +46,11 @@ class HfGenerator:
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = batch_size
+        self.on_token: Callable[[int], None] | None = None  # called with the step count as a batch decodes
+
+    @property
+    def dtype(self) -> str:
+        return str(self.model.dtype).removeprefix("torch.")
 
     def _generate_kwargs(self, sampling: Sampling) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
@@ -78,8 +83,9 @@ class HfGenerator:
             batch = {k: v.to(device) for k, v in batch.items()}
             if sampling.do_sample:
                 torch.manual_seed(sampling.seed)
+            streamer = {"streamer": _StepCounter(self.on_token)} if self.on_token else {}
             with torch.inference_mode():
-                out = model.generate(**batch, **self._generate_kwargs(sampling))
+                out = model.generate(**batch, **self._generate_kwargs(sampling), **streamer)
             return self._decode(out[:, batch["input_ids"].shape[1]:])
         finally:
             tokenizer.padding_side = padding_side
@@ -95,6 +101,22 @@ class HfGenerator:
             ended = next((i for i, t in enumerate(ids) if t in eos), None)
             results.append(Generated(text, ended + 1 if ended is not None else len(ids), truncated=ended is None))
         return results
+
+
+class _StepCounter:
+    """A generate() streamer that only counts decoding steps, so a long batch can show progress (a batch of 64
+    on a CPU takes minutes, and the problem count moves only when it ends). Its first put() is the prompt."""
+
+    def __init__(self, on_step: Callable[[int], None]) -> None:
+        self.on_step, self.steps = on_step, -1
+
+    def put(self, value: Any) -> None:
+        self.steps += 1
+        if self.steps:
+            self.on_step(self.steps)
+
+    def end(self) -> None:
+        pass
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> set[int]:

@@ -36,6 +36,27 @@ def difference_interval(p1: float, ci1: Sequence[float], p2: float, ci2: Sequenc
     return max(-1.0, lower), min(1.0, upper)
 
 
+def paired_difference_interval(both: int, forgotten: int, learned: int, neither: int,
+                               z: float = Z_95) -> tuple[float, float]:
+    """95% interval of after - before when both models answered the same problems once each (Newcombe 1998,
+    method 10: the two Wilson intervals joined through the correlation of the paired answers).
+
+    The same problems scored twice are correlated: most keep their verdict. Treating the two accuracies as
+    independent samples (difference_interval) then overstates the noise; this interval uses the flips."""
+    n = both + forgotten + learned + neither
+    if n == 0:
+        return -1.0, 1.0
+    before, after = (both + forgotten) / n, (both + learned) / n
+    l1, u1 = wilson_interval(both + forgotten, n, z)
+    l2, u2 = wilson_interval(both + learned, n, z)
+    margins = (both + forgotten) * (learned + neither) * (both + learned) * (forgotten + neither)
+    phi = (both * neither - forgotten * learned) / math.sqrt(margins) if margins else 0.0
+    d = after - before
+    lower = d - math.sqrt(max(0.0, (after - l2) ** 2 - 2 * phi * (after - l2) * (u1 - before) + (u1 - before) ** 2))
+    upper = d + math.sqrt(max(0.0, (u2 - after) ** 2 - 2 * phi * (u2 - after) * (before - l1) + (before - l1) ** 2))
+    return max(-1.0, lower), min(1.0, upper)
+
+
 def pass_at_k(n: int, c: int, k: int) -> float:
     """Unbiased pass@k from n samples of which c are correct (Chen et al. 2021): 1 - C(n-c, k) / C(n, k)."""
     if k > n:

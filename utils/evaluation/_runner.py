@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,14 @@ def _progress(total: int, done_correct: int, done: int, name: str, unit: str, en
     return bar
 
 
+def _token_ticker(bar: Any, shown: dict[str, str], max_new_tokens: int) -> Callable[[int], None]:
+    """Shows the decoding step of the batch in progress beside what the bar already shows (every 8 steps)."""
+    def tick(step: int) -> None:
+        if step % 8 == 0 or step == max_new_tokens:
+            bar.set_postfix(**shown, token=f"{step}/{max_new_tokens}")
+    return tick
+
+
 class BenchmarkRun:
     """Evaluates `bench` with `generator` into OUT/NAME/, skipping samples already there."""
 
@@ -84,6 +93,7 @@ class BenchmarkRun:
     def settings(self) -> dict[str, Any]:
         first = self.bench.rows[0]["prompt"]
         return {"model": self.model_label, "benchmark": self.bench.name, "samples": self.k,
+                "dtype": getattr(self.generator, "dtype", None),
                 **asdict(self.sampling), "system_prompt": first[0]["content"] if first[0]["role"] == "system" else ""}
 
     def run(self) -> dict[str, Any]:
@@ -99,7 +109,8 @@ class BenchmarkRun:
             records += self._generate(pending, records)
         summary = summarize(records, self.k, self.bench.breakdown)
         summary.update(benchmark=self.bench.name, source=self.bench.source, model=self.model_label,
-                       backend=self.generator.name, max_new_tokens=self.sampling.max_new_tokens,
+                       backend=self.generator.name, dtype=getattr(self.generator, "dtype", None),
+                       max_new_tokens=self.sampling.max_new_tokens,
                        without_gold=self.bench.without_gold, generated_now=len(pending),
                        seconds=round(time.perf_counter() - started, 2))
         write_json(self.folder / SUMMARY, summary)
@@ -113,6 +124,9 @@ class BenchmarkRun:
         new: list[dict] = []
         bar = _progress(len(pending), correct, len(previous), self.bench.name,
                         "problem" if self.k == 1 else "sample", self.progress)
+        shown = {"acc": f"{correct / len(previous):.1%}" if previous else "-"}
+        if hasattr(self.generator, "on_token") and self.progress:
+            self.generator.on_token = _token_ticker(bar, shown, self.sampling.max_new_tokens)
         try:
             with (self.folder / SAMPLES).open("a", encoding="utf-8") as out:
                 for start in range(0, len(order), size):
@@ -125,9 +139,12 @@ class BenchmarkRun:
                     new += batch
                     correct += sum(r["correct"] for r in batch)
                     bar.update(len(batch))
-                    bar.set_postfix(acc=f"{correct / (len(previous) + len(new)):.1%}")
+                    shown["acc"] = f"{correct / (len(previous) + len(new)):.1%}"
+                    bar.set_postfix(**shown)
         finally:
             bar.close()
+            if hasattr(self.generator, "on_token"):
+                self.generator.on_token = None
         return new
 
     def _score(self, items: list[tuple[dict, int]], texts: list[str], offset: int) -> list[dict]:

@@ -9,6 +9,7 @@ from utils.models._loading import (
     check_model_source,
     import_backend,
     load_model_and_tokenizer,
+    local_model_config,
     resolve_backend,
     torch_dtype,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "import_backend",
     "load_model_and_tokenizer",
     "load_gguf",
+    "local_model_config",
     "load_with_unsloth",
     "plain_model",
     "resolve_backend",

