@@ -217,6 +217,7 @@ class StopAfter:
     def __init__(self, inner: HfGenerator, batches: int) -> None:
         self.inner, self.left = inner, batches
         self.name, self.tokenizer, self.batch_size = inner.name, inner.tokenizer, inner.batch_size
+        self.dtype = inner.dtype  # part of the settings a resumed folder must match
 
     def generate_batch(self, texts, sampling):
         if self.left == 0:
