@@ -18,6 +18,8 @@ def quiet_libraries() -> None:
     logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
     # TRL 1.16 still sets transformers' deprecated `gradient_checkpointing` itself.
     warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*deprecated", category=FutureWarning)
+    # accelerate, setting up a CPU process group, announces the thread count it chose (one warning per rank).
+    warnings.filterwarnings("ignore", message="OMP_NUM_THREADS/MKL_NUM_THREADS unset", category=UserWarning)
 
 
 def _stop(signum: int, frame: object) -> None:
