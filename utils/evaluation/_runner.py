@@ -65,11 +65,11 @@ def _check_settings(folder: Path, settings: dict, force: bool) -> None:
     write_json(path, settings)
 
 
-def _progress(total: int, done_correct: int, done: int, name: str, unit: str, enabled: bool) -> Any:
+def _progress(total: int, shown: dict[str, str], name: str, unit: str, enabled: bool) -> Any:
     from tqdm.auto import tqdm
 
     bar = tqdm(total=total, desc=name, unit=unit, dynamic_ncols=True, file=sys.stderr, disable=not enabled)
-    bar.set_postfix(acc=f"{done_correct / done:.1%}" if done else "-")
+    bar.set_postfix(**shown)
     return bar
 
 
@@ -122,9 +122,8 @@ class BenchmarkRun:
         size = self.generator.batch_size
         correct = sum(bool(r["correct"]) for r in previous)
         new: list[dict] = []
-        bar = _progress(len(pending), correct, len(previous), self.bench.name,
-                        "problem" if self.k == 1 else "sample", self.progress)
         shown = {"acc": f"{correct / len(previous):.1%}" if previous else "-"}
+        bar = _progress(len(pending), shown, self.bench.name, "problem" if self.k == 1 else "sample", self.progress)
         if hasattr(self.generator, "on_token") and self.progress:
             self.generator.on_token = _token_ticker(bar, shown, self.sampling.max_new_tokens)
         try:
