@@ -3,7 +3,8 @@
 Rows, each adding one change to the one above: TRL's defaults (`GRPOConfig(use_cpu=True)` + the workload);
 our pipeline with TRL's generation and gradient checkpointing on (TRL's default); sampling from a bf16
 merged copy of the policy (utils/training/_cpu_generation); gradient checkpointing off (our CPU default for
-models whose activations fit, see utils/training/_setup.cpu_speed_defaults). Same workload on every row:
+models whose activations fit, see utils/training/_setup.cpu_speed_defaults); TRL's fused LM head scoring the
+completion tokens only, not the prompt's too (utils/training/_cpu_logprobs; our CPU default). Same workload on every row:
 SmolLM2-135M-Instruct, LoRA r=16, 2 prompts x 4 generations x 64 tokens (forced full length), GSM8K train
 prompts. Rounds alternate the row order; the first step of every run is dropped; medians are reported.
 
@@ -25,14 +26,14 @@ from utils.cli import quiet_libraries
 
 GENS, PROMPTS, TOKENS = 4, 2, 64
 ROWS = ("TRL defaults", "ours: TRL's generation, gradient checkpointing on", "+ bf16 merged copy for sampling",
-        "+ gradient checkpointing off (our CPU default)")
+        "+ gradient checkpointing off (our CPU default)", "+ LM head on completion tokens only")
 
 
 def run_row(row: str, recipe, trl_defaults: dict) -> list[float]:
-    recipe.training["gradient_checkpointing"] = row != ROWS[3]
+    recipe.training["gradient_checkpointing"] = row not in ROWS[3:]
     if row == ROWS[0]:
         return run_bare(recipe, trl_defaults)
-    return run_ours(recipe, generation_copy=row != ROWS[1]).times
+    return run_ours(recipe, generation_copy=row != ROWS[1], completion_only_head=row == ROWS[4]).times
 
 
 def main() -> int:

@@ -104,13 +104,15 @@ class OurRun(NamedTuple):
     startup_s: float  # prepare_training: model, data, trainer (and a vLLM engine where one is asked for)
 
 
-def run_ours(recipe, generation_copy: bool) -> OurRun:
-    """One run of grpo_train.py's trainer, timed."""
+def run_ours(recipe, generation_copy: bool, completion_only_head: bool = True) -> OurRun:
+    """One run of grpo_train.py's trainer, timed (`completion_only_head=False`: TRL's every-position LM head)."""
     from utils.training import prepare_training
+    from utils.training._cpu_logprobs import score_completion_tokens_only
 
     recipe.model.cpu_bf16_generation = generation_copy
     start = time.perf_counter()
     run = prepare_training(recipe, force=True, progress=False)
+    score_completion_tokens_only(completion_only_head)  # process-wide: set for this row, whatever ran before
     startup = time.perf_counter() - start
     spent = clock_our_callbacks(run.trainer)
     timer = StepTimer()
@@ -129,7 +131,9 @@ def run_bare(recipe, config_kwargs: dict, dtype=None) -> list[float]:
 
     from utils.data import load_training_data
     from utils.rewards import build_reward_functions
+    from utils.training._cpu_logprobs import score_completion_tokens_only
 
+    score_completion_tokens_only(False)  # TRL's own LM head, even after one of our runs in this process
     tokenizer = AutoTokenizer.from_pretrained(recipe.model.name)
     tokenizer.padding_side = "left"
     model = AutoModelForCausalLM.from_pretrained(recipe.model.name, **({"dtype": dtype} if dtype else {}))

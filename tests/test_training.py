@@ -63,6 +63,9 @@ def test_lora_run_writes_a_complete_run_folder(lora_run):
     assert load_recipe(run / "recipe.resolved.yaml").to_dict() == set_up_run(recipe).recipe.to_dict()
     assert outcome.last_checkpoint == run / "checkpoint-4"
     assert (run / "checkpoint-4" / "checkpoint.complete").is_file()
+    from trl.trainer import utils as trl_utils
+
+    assert trl_utils._use_triton(torch.device("cpu"))  # a CPU run scores completion tokens only (test_cpu_logprobs)
     assert sorted(p.name for p in run.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]  # save_total_limit 2
 
     metrics = read_jsonl(run / "metrics.jsonl")

@@ -184,6 +184,10 @@ def _build_trainer(setup: RunSetup, resume_from: Path | None, progress: bool, st
     client = getattr(getattr(trainer, "vllm_generation", None), "vllm_client", None)  # server mode, main process
     if client is not None:
         bound_requests(client.session)  # a hung server is an error after a while, not a hang
+    if not setup.hardware.cuda:
+        from utils.training._cpu_logprobs import score_completion_tokens_only
+
+        score_completion_tokens_only()  # TRL scores prompt positions too off Triton: pure cost on CPU
     if setup.cpu_bf16_generation:
         from utils.training._cpu_generation import use_generation_copy
 
