@@ -55,9 +55,13 @@ def test_lora_request_generates_what_the_merged_adapter_does(tmp_path, shared_da
 
 @pytest.mark.slow  # a real model: minutes on 2 cores; make test-vllm runs the rest
 @pytest.mark.timeout(1800)
-def test_vllm_greedy_answers_agree_with_transformers_on_smollm2(tmp_path, shared_data):
-    """SmolLM2-135M-Instruct + a LoRA adapter on 20 GSM8K problems: vLLM (its CPU default dtype) against our
-    transformers path in fp32. bf16 rounding may move a greedy path: the agreement rate is reported."""
+@pytest.mark.parametrize("problems", ["word", "gsm8k"])
+def test_vllm_greedy_answers_agree_with_transformers_on_smollm2(tmp_path, shared_data, problems):
+    """SmolLM2-135M-Instruct + a LoRA adapter, greedy, bf16 on both sides (vLLM's CPU default and our
+    `--dtype auto` on a CPU with native bf16): generated one-step word problems, which SmolLM2 solves about a
+    quarter of, and 20 GSM8K problems, which it does not. Kernels differ (vLLM's paged attention, oneDNN
+    matmuls), so a greedy path may still fork at a near-tie: the agreement rate is reported and bounded."""
+    from utils.data import generate_problems
     from utils.models import smollm2_checkpoint
 
     cached = ROOT / ".cache" / "models"
@@ -65,17 +69,21 @@ def test_vllm_greedy_answers_agree_with_transformers_on_smollm2(tmp_path, shared
         pytest.skip("SmolLM2 is not installed here (make smollm2, or run make test-slow once to convert it)")
     base = smollm2_checkpoint(cached)
     adapter = save_adapter(base, tmp_path / "adapter", std=0.002, r=8)
-    bench = load_benchmark("gsm8k", "think_boxed", data_dir=shared_data, limit=20)
+    if problems == "word":
+        path = tmp_path / "word.jsonl"
+        path.write_text("".join(json.dumps(row) + "\n" for row in generate_problems("word", 32, 1, seed=7)))
+        bench, tokens = load_benchmark(str(path), "think_boxed"), 96
+    else:
+        bench, tokens = load_benchmark("gsm8k", "think_boxed", data_dir=shared_data, limit=20), 256
     spec = resolve_model(str(adapter))
-    hf = run(HfGenerator(*load_eval_model(spec)), bench, tmp_path / "hf", 256)
-    served = run(VllmGenerator.from_spec(spec), bench, tmp_path / "vllm", 256)
-    agree = sum(a["predicted"] == b["predicted"] for a, b in zip(hf, served, strict=True)) / len(hf)
-    same_verdict = sum(a["correct"] == b["correct"] for a, b in zip(hf, served, strict=True)) / len(hf)
-    report = {"agreement": agree, "same_verdict": same_verdict,
-              "hf_accuracy": sum(r["correct"] for r in hf) / len(hf),
-              "vllm_accuracy": sum(r["correct"] for r in served) / len(served)}
-    print("vLLM vs transformers greedy on SmolLM2 + LoRA:", json.dumps(report))
-    # Measured 2026-12-02: answers agree on 10% and verdicts on 100% (both paths 0% right). On problems SmolLM2
-    # gets wrong its greedy answer is an arbitrary number, and vLLM's bf16 moves the path to another one; what
-    # must hold is that the two paths score the same problems right and wrong.
-    assert same_verdict >= 0.8, report
+    hf = run(HfGenerator(*load_eval_model(spec, dtype="bfloat16")), bench, tmp_path / "hf", tokens)
+    served = run(VllmGenerator.from_spec(spec, dtype="bfloat16"), bench, tmp_path / "vllm", tokens)
+    pairs = list(zip(hf, served, strict=True))
+    report = {"problems": f"{problems} ({len(pairs)})",
+              "same_completion": sum(a["completion"] == b["completion"] for a, b in pairs) / len(pairs),
+              "same_answer": sum(a["predicted"] == b["predicted"] for a, b in pairs) / len(pairs),
+              "same_verdict": sum(a["correct"] == b["correct"] for a, b in pairs) / len(pairs),
+              "hf_accuracy": sum(a["correct"] for a, _ in pairs) / len(pairs),
+              "vllm_accuracy": sum(b["correct"] for _, b in pairs) / len(pairs)}
+    print("vLLM vs transformers greedy on SmolLM2 + LoRA (bf16 both):", json.dumps(report))
+    assert report["same_verdict"] >= 0.8, report
