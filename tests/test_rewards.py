@@ -121,6 +121,26 @@ def test_format_xml(text: str, strict: float, soft: float) -> None:
     assert format_soft(PROMPTS, [text], prompt_format="xml") == [soft]
 
 
+@pytest.mark.parametrize("prompt_format", ["think_boxed", "xml"])
+def test_a_layout_parroted_from_the_system_prompt_earns_no_format_reward(prompt_format: str) -> None:
+    """SmolLM2-135M under GRPO learned to echo the system prompt, whose layout example has a placeholder box
+    (reward 0.2 from format_soft on every completion, accuracy 0): copies of the prompt's placeholders count
+    as no answer, in every format reward; the same layout with a real answer still scores."""
+    from utils.data import build_messages, system_prompt
+
+    prompts = [build_messages("What is 12*7?", prompt_format)]
+    echoed = "1. " + system_prompt(prompt_format)
+    real = THINK_OK if prompt_format == "think_boxed" else XML_OK
+    for reward in (format_strict, format_soft, tag_count):
+        assert reward(prompts, [conv(echoed)], prompt_format=prompt_format) == [0.0], reward.__name__
+        assert reward(prompts, [conv(real)], prompt_format=prompt_format) == [1.0], reward.__name__
+    assert format_soft(prompts, [conv(echoed + "\n" + real)], prompt_format=prompt_format) == [1.0]  # an answer after it
+    if prompt_format == "think_boxed":  # as SmolLM2 said it: reworded, one tag dropped
+        said = ("1. Think through the problem step by step inside <think> tags. Then, after </think>, give a short "
+                "answer with the final result written as \\boxed{ANSWER}.")
+        assert [r(prompts, [conv(said)]) for r in (format_strict, format_soft, tag_count)] == [[0.0]] * 3
+
+
 def test_format_unknown_prompt_format() -> None:
     with pytest.raises(ValueError, match="prompt format"):
         format_strict(PROMPTS, [THINK_OK], prompt_format="markdown")

@@ -27,6 +27,13 @@ def completion_text(completion: Any) -> str:
     return str(completion)
 
 
+def prompt_text(prompt: Any) -> str:
+    """All the text a prompt shows the model: a string, or every message's content (system prompt included)."""
+    if isinstance(prompt, (list, tuple)):
+        return "\n".join(str(m.get("content") or "") for m in prompt if isinstance(m, dict))
+    return "" if prompt is None else str(prompt)
+
+
 def _texts(completions: Sequence[Any]) -> list[str]:
     return [completion_text(c) for c in completions]
 
