@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,6 +59,18 @@ def test_unsloth_under_a_multi_process_launch_is_refused_pointing_to_hf(tiny_mod
     with pytest.raises(UserError, match="model.backend: unsloth trains in one process only, and this launch has 2: "
                                         "set model.backend: hf"):
         set_up_run(recipe, gpu_with_unsloth)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="FSDP is refused only on a machine without CUDA")
+def test_fsdp_on_a_machine_without_gpus_is_one_line_pointing_to_ddp(tiny_model_dir, tmp_path, monkeypatch,
+                                                                    run_script):
+    # what `accelerate launch --config_file recipes/accelerate/fsdp.yaml` sets in each process
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    done = run_script("grpo_train", SMOKE, "--dry-run", "--set", f"model.name={tiny_model_dir}",
+                      "--set", f"output.dir={tmp_path}")
+    assert done.returncode == 2 and done.stderr.strip().count("\n") == 0, done.stderr[-2000:]
+    assert "FSDP (recipes/accelerate/fsdp.yaml) needs CUDA GPUs" in done.stderr
+    assert "use recipes/accelerate/ddp.yaml" in done.stderr and not (tmp_path / "smoke_cpu").exists()
 
 
 def free_port() -> int:

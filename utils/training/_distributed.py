@@ -112,6 +112,19 @@ def shards_the_model() -> bool:
                for name in ("FSDP", "DEEPSPEED"))
 
 
+def check_fsdp_has_gpus(cuda: bool) -> None:
+    """FSDP launched on a machine without CUDA: one line instead of accelerate's traceback or a silent DDP run.
+
+    accelerate 1.15 turns FSDP on only over GPU-type process groups (state.py, AcceleratorState: MULTI_GPU,
+    MULTI_XPU, ...; a CPU group is MULTI_CPU) and its FSDP plugin asks for the current GPU when
+    fsdp_sync_module_states is on (utils/dataclasses.py, "no available devices found").
+    """
+    if not cuda and os.environ.get("ACCELERATE_USE_FSDP", "false").lower() in ("1", "true"):
+        raise UserError("accelerate launch with FSDP (recipes/accelerate/fsdp.yaml) needs CUDA GPUs: accelerate "
+                        "1.15 shards only over GPU process groups (on CPU it would train as plain DDP); here use "
+                        "recipes/accelerate/ddp.yaml, or zero2.yaml where DeepSpeed is installed")
+
+
 def describe_batch(config: Any, processes: int) -> str:
     """The batch of one optimizer step across every rank, in prompts and generations, for the plan."""
     completions = config.per_device_train_batch_size * config.gradient_accumulation_steps * processes
