@@ -229,7 +229,7 @@ def check_checkpoint_merges(run: Path, step: int, out: Path) -> None:
 
 @pytest.mark.dist
 @pytest.mark.skipif(NO_DEEPSPEED, reason="deepspeed is not installed (make setup-deepspeed)")
-def test_deepspeed_zero2_trains_two_processes_on_cpu_into_a_loadable_checkpoint(dist_recipe, tmp_path):
+def test_deepspeed_zero2_trains_two_processes_on_cpu_into_a_loadable_checkpoint_and_resumes(dist_recipe, tmp_path):
     out, _ = finish(launch(dist_recipe, config="zero2.yaml"))  # DeepSpeed's CPU accelerator, gloo
     assert out.count("done: 2 steps") == 1
     run = check_run_folder(dist_recipe, 2)
@@ -237,10 +237,15 @@ def test_deepspeed_zero2_trains_two_processes_on_cpu_into_a_loadable_checkpoint(
     assert zero_shard_ranks(run, 2) == [0, 1]  # ZeRO-2: each rank kept and saved its half of the optimizer
     check_checkpoint_merges(run, 2, tmp_path / "merged")
 
+    out, _ = finish(launch(dist_recipe, "--resume", "--set", "training.max_steps=4", config="zero2.yaml"))
+    assert f"resuming from {run / 'checkpoint-2'}" in out and "done: 4 steps" in out
+    assert [m["step"] for m in read_jsonl(run / "metrics.jsonl") if "loss" in m] == [1, 2, 3, 4]
+    for rank in (0, 1):  # went on at step 3 from DeepSpeed's shards: no step skipped or repeated
+        assert [r["step"] for r in rank_records(dist_recipe)[rank]] == [0, 1, 2, 3]
+    assert zero_shard_ranks(run, 4) == [0, 1]
+
 
 def gpus_for_deepspeed() -> str | None:
-    import torch
-
     if not torch.cuda.is_available():
         return "no CUDA GPU on this machine"
     return "deepspeed is not installed (make setup-deepspeed)" if NO_DEEPSPEED else None
@@ -249,8 +254,6 @@ def gpus_for_deepspeed() -> str | None:
 @pytest.mark.gpu
 @pytest.mark.skipif(gpus_for_deepspeed() is not None, reason=str(gpus_for_deepspeed()))
 def test_deepspeed_zero2_on_gpus_trains_into_a_loadable_checkpoint(dist_recipe, tmp_path):
-    import torch
-
     processes = min(2, torch.cuda.device_count())  # one process ZeRO-2 on a single GPU: the same engine
     out, _ = finish(launch(dist_recipe, config="zero2.yaml", processes=processes))
     assert f"Processes  {processes} process" in out and out.count("done: 2 steps") == 1
