@@ -14,6 +14,7 @@ FSDP does not run on CPU: see README "Scaling out".
 from __future__ import annotations
 
 import dataclasses
+import gc
 import importlib.util
 import json
 import os
@@ -59,6 +60,24 @@ def test_unsloth_under_a_multi_process_launch_is_refused_pointing_to_hf(tiny_mod
     with pytest.raises(UserError, match="model.backend: unsloth trains in one process only, and this launch has 2: "
                                         "set model.backend: hf"):
         set_up_run(recipe, gpu_with_unsloth)
+
+
+@pytest.mark.skipif(NO_DEEPSPEED, reason="deepspeed is not installed (make setup-deepspeed)")
+def test_the_plan_leaves_zero3_on_for_the_model_load(tiny_model_dir, tmp_path, monkeypatch):
+    from transformers.integrations import is_deepspeed_zero3_enabled
+
+    from utils.config import load_recipe
+    from utils.training import format_plan, set_up_run
+
+    # what `accelerate launch --config_file recipes/accelerate/zero3.yaml` sets in each process
+    for key, value in {"ACCELERATE_USE_DEEPSPEED": "true", "ACCELERATE_DEEPSPEED_ZERO_STAGE": "3",
+                       "ACCELERATE_DEEPSPEED_ZERO3_INIT": "true"}.items():
+        monkeypatch.setenv(key, value)
+    setup = set_up_run(load_recipe(SMOKE, [f"model.name={tiny_model_dir}", f"output.dir={tmp_path}"]))
+    format_plan(setup)  # the main process prints it (and builds TRL's default config to compare) before loading
+    gc.collect()
+    # the main process loads the model under deepspeed.zero.Init like the others; off, ZeRO-3 hung at the start
+    assert is_deepspeed_zero3_enabled()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="FSDP is refused only on a machine without CUDA")
@@ -108,11 +127,23 @@ def launch(recipe: Path, *args: str, machines: int = 1, machine_rank: int = 0, p
                str(port or free_port()), "scripts/grpo_train.py", str(recipe), "--no-progress", *args]
     env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", GRPO_DIST_LOG=str(recipe.parent / "ranks"),
                GRPO_DIST_SLEEP=str(sleep))
-    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # its own session: a hung launch is killed with its ranks (kill_launch), not left running
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def kill_launch(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 def finish(process: subprocess.Popen) -> tuple[str, str]:
-    out, err = process.communicate(timeout=LAUNCH_TIMEOUT)
+    try:
+        out, err = process.communicate(timeout=LAUNCH_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        kill_launch(process)
+        out, err = process.communicate()
+        raise AssertionError(f"no exit within {LAUNCH_TIMEOUT} s (hung)\n{out[-2000:]}\n{err[-4000:]}") from None
     assert process.returncode == 0, f"exit {process.returncode}\n{out[-2000:]}\n{err[-4000:]}"
     return out, err
 
@@ -167,7 +198,7 @@ def test_two_machines_on_one_host_train_as_one_run(dist_recipe):
         second_out, _ = finish(second)
     finally:
         for process in (first, second):
-            process.kill() if process.poll() is None else None
+            kill_launch(process)
     assert "Processes  2 processes" in out and "done: 2 steps" in out
     assert "done:" not in second_out  # machine 1 holds no main process: it prints no plan and no summary
     check_run_folder(dist_recipe, 2)
@@ -243,6 +274,19 @@ def test_deepspeed_zero2_trains_two_processes_on_cpu_into_a_loadable_checkpoint_
     for rank in (0, 1):  # went on at step 3 from DeepSpeed's shards: no step skipped or repeated
         assert [r["step"] for r in rank_records(dist_recipe)[rank]] == [0, 1, 2, 3]
     assert zero_shard_ranks(run, 4) == [0, 1]
+
+
+@pytest.mark.dist
+@pytest.mark.skipif(NO_DEEPSPEED, reason="deepspeed is not installed (make setup-deepspeed)")
+def test_deepspeed_zero3_shards_the_model_across_two_processes_on_cpu(dist_recipe, tmp_path):
+    out, _ = finish(launch(dist_recipe, config="zero3.yaml"))  # hung before step 1 when the plan cleared ZeRO-3
+    assert out.count("done: 2 steps") == 1
+    run = check_run_folder(dist_recipe, 2)
+    check_ranks_saw_different_prompts(dist_recipe, 2)
+    assert zero_shard_ranks(run, 2) == [0, 1]
+    parameter_shards = (run / "checkpoint-2" / "global_step2").glob("zero_pp_rank_*_model_states.pt")
+    assert len(list(parameter_shards)) == 2  # ZeRO-3: the parameters too, a shard per rank
+    check_checkpoint_merges(run, 2, tmp_path / "merged")  # the adapter gathered whole, not ZeRO-3's empty shards
 
 
 def gpus_for_deepspeed() -> str | None:
