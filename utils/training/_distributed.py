@@ -81,6 +81,19 @@ def wait_for_all() -> None:
         dist.barrier()
 
 
+def end_process_group() -> None:
+    """Close the process group once every rank has finished the run (torch's advice: at the end of main).
+
+    Left to interpreter exit, gloo's worker threads can abort a rank there ("terminate called without an
+    active exception", pytorch#190489), and torchrun reports a finished run as failed. Only after a run that
+    returned on every rank: after an error, another rank may still be waiting in a collective.
+    """
+    dist = _group()
+    if dist is not None:
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def largest_across_ranks(value: int) -> int:
     """The largest of each rank's `value`: a stop signal seen by any rank is seen by all."""
     dist = _group()
