@@ -15,7 +15,7 @@ VPYTHON := $(VVENV)/bin/python
 VSTAMP  := $(VVENV)/.installed
 TINY    := checkpoints/tiny-qwen2
 
-.PHONY: test-dist test-vllm-slow smoke setup setup-gpu setup-unsloth setup-vllm test test-slow test-unsloth test-vllm lint demo bench bench-vllm probe tiny-model smollm2 clean
+.PHONY: test-dist test-vllm-slow smoke setup setup-deepspeed setup-gpu setup-unsloth setup-vllm test test-slow test-unsloth test-vllm lint demo bench bench-vllm probe tiny-model smollm2 clean
 
 setup: $(STAMP)
 
@@ -24,6 +24,11 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	test -x $(PYTHON) || $(PY) -m venv $(VENV)
 	$(PIP) install -q -c constraints.txt -r requirements.txt -r requirements-dev.txt
 	touch $@
+
+# DeepSpeed for recipes/accelerate/zero2.yaml and zero3.yaml, beside the core stack (pip check clean). It runs
+# ZeRO-2 on CPU too (its CPU accelerator, gloo): make test-dist then runs its test, skipped without it.
+setup-deepspeed: $(STAMP)
+	$(PIP) install -q -c constraints.txt -r requirements-deepspeed.txt
 
 # GPU extras (Unsloth, vLLM): a CUDA machine only, never the CPU test environment.
 setup-gpu: $(STAMP)
@@ -79,7 +84,8 @@ test: lint
 test-slow: $(STAMP) smollm2
 	$(BIN)/pytest -m slow
 
-# Multi-process GRPO for real on CPU: accelerate launch (torchrun, gloo), 2 processes and 2 "machines" (~3 min).
+# Multi-process GRPO for real on CPU: accelerate launch (torchrun, gloo), 2 processes and 2 "machines" (~3 min),
+# and DeepSpeed ZeRO-2 where it is installed (make setup-deepspeed).
 test-dist: $(STAMP)
 	$(BIN)/pytest -m dist
 

@@ -18,7 +18,14 @@ import _bootstrap  # noqa: F401  (puts the repo root on sys.path)
 
 from utils.cli import run_main
 from utils.config import read_recipe
-from utils.training import TrainOutcome, format_plan, is_main_process, run_training, set_up_run
+from utils.training import (
+    TrainOutcome,
+    end_process_group,
+    format_plan,
+    is_main_process,
+    run_training,
+    set_up_run,
+)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -51,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         return 0
     outcome = run_training(setup, resume=args.resume, force=args.force, progress=not args.no_progress)
+    end_process_group()  # every rank is done: closed now, not by the interpreter's exit
     if main_process:
         report(outcome, args)
     return 0

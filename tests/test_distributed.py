@@ -5,11 +5,17 @@ minutes). The plan and the Unsloth refusal are checked in-process, in the defaul
 `accelerate launch --cpu --num_processes 2` starts ONE process in accelerate 1.15 (its CPU path needs
 mpirun); `--multi_gpu --num_processes 2` starts two through torchrun, and our GRPOConfig's use_cpu makes
 accelerate pick gloo (recipes/accelerate/ddp.yaml does the same).
+
+DeepSpeed ZeRO-2 (recipes/accelerate/zero2.yaml) runs on CPU too, through DeepSpeed's CPU accelerator and
+gloo, where deepspeed is installed (make setup-deepspeed); the same test on GPUs is marked `gpu`.
+FSDP does not run on CPU: see README "Scaling out".
 """
 
 from __future__ import annotations
 
 import dataclasses
+import gc
+import importlib.util
 import json
 import os
 import signal
@@ -20,11 +26,13 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "recipes" / "smoke_cpu.yaml"
 LAUNCH_TIMEOUT = 600  # two processes importing torch, transformers and TRL on a shared 2-core machine
+NO_DEEPSPEED = importlib.util.find_spec("deepspeed") is None
 
 
 def test_the_plan_shows_the_world_size_and_the_batch_across_ranks(tiny_model_dir, tmp_path):
@@ -54,6 +62,36 @@ def test_unsloth_under_a_multi_process_launch_is_refused_pointing_to_hf(tiny_mod
         set_up_run(recipe, gpu_with_unsloth)
 
 
+@pytest.mark.skipif(NO_DEEPSPEED, reason="deepspeed is not installed (make setup-deepspeed)")
+def test_the_plan_leaves_zero3_on_for_the_model_load(tiny_model_dir, tmp_path, monkeypatch):
+    from transformers.integrations import is_deepspeed_zero3_enabled
+
+    from utils.config import load_recipe
+    from utils.training import format_plan, set_up_run
+
+    # what `accelerate launch --config_file recipes/accelerate/zero3.yaml` sets in each process
+    for key, value in {"ACCELERATE_USE_DEEPSPEED": "true", "ACCELERATE_DEEPSPEED_ZERO_STAGE": "3",
+                       "ACCELERATE_DEEPSPEED_ZERO3_INIT": "true"}.items():
+        monkeypatch.setenv(key, value)
+    setup = set_up_run(load_recipe(SMOKE, [f"model.name={tiny_model_dir}", f"output.dir={tmp_path}"]))
+    format_plan(setup)  # the main process prints it (and builds TRL's default config to compare) before loading
+    gc.collect()
+    # the main process loads the model under deepspeed.zero.Init like the others; off, ZeRO-3 hung at the start
+    assert is_deepspeed_zero3_enabled()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="FSDP is refused only on a machine without CUDA")
+def test_fsdp_on_a_machine_without_gpus_is_one_line_pointing_to_ddp(tiny_model_dir, tmp_path, monkeypatch,
+                                                                    run_script):
+    # what `accelerate launch --config_file recipes/accelerate/fsdp.yaml` sets in each process
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    done = run_script("grpo_train", SMOKE, "--dry-run", "--set", f"model.name={tiny_model_dir}",
+                      "--set", f"output.dir={tmp_path}")
+    assert done.returncode == 2 and done.stderr.strip().count("\n") == 0, done.stderr[-2000:]
+    assert "FSDP (recipes/accelerate/fsdp.yaml) needs CUDA GPUs" in done.stderr
+    assert "use recipes/accelerate/ddp.yaml" in done.stderr and not (tmp_path / "smoke_cpu").exists()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -79,19 +117,33 @@ def dist_recipe(tiny_model_dir, tmp_path) -> Path:
 
 
 def launch(recipe: Path, *args: str, machines: int = 1, machine_rank: int = 0, port: int | None = None,
-           sleep: float = 0.0) -> subprocess.Popen:
-    """`accelerate launch` of grpo_train.py with 2 processes in all (over `machines` machines)."""
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           sleep: float = 0.0, config: str | None = None, processes: int = 2) -> subprocess.Popen:
+    """`accelerate launch` of grpo_train.py with `processes` in all (over `machines` machines); DDP, or the
+    engine of recipes/accelerate/`config`."""
+    engine = ["--config_file", str(ROOT / "recipes" / "accelerate" / config)] if config else ["--multi_gpu"]
+    command = [sys.executable, "-m", "accelerate.commands.launch", *engine, "--num_processes", str(processes),
                "--num_machines", str(machines), "--machine_rank", str(machine_rank), "--mixed_precision", "no",
                "--dynamo_backend", "no", "--main_process_ip", "127.0.0.1", "--main_process_port",
                str(port or free_port()), "scripts/grpo_train.py", str(recipe), "--no-progress", *args]
     env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", GRPO_DIST_LOG=str(recipe.parent / "ranks"),
                GRPO_DIST_SLEEP=str(sleep))
-    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # its own session: a hung launch is killed with its ranks (kill_launch), not left running
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def kill_launch(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 def finish(process: subprocess.Popen) -> tuple[str, str]:
-    out, err = process.communicate(timeout=LAUNCH_TIMEOUT)
+    try:
+        out, err = process.communicate(timeout=LAUNCH_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        kill_launch(process)
+        out, err = process.communicate()
+        raise AssertionError(f"no exit within {LAUNCH_TIMEOUT} s (hung)\n{out[-2000:]}\n{err[-4000:]}") from None
     assert process.returncode == 0, f"exit {process.returncode}\n{out[-2000:]}\n{err[-4000:]}"
     return out, err
 
@@ -100,19 +152,20 @@ def rank_records(recipe: Path) -> dict[int, list[dict]]:
     return {rank: read_jsonl(recipe.parent / "ranks" / f"rank-{rank}.jsonl") for rank in (0, 1)}
 
 
-def check_run_folder(recipe: Path, steps: int) -> Path:
-    """One run folder, written once: each step logged once with metrics over both ranks, one checkpoint."""
+def check_run_folder(recipe: Path, steps: int, processes: int = 2) -> Path:
+    """One run folder, written once: each step logged once with metrics over every rank, one checkpoint."""
     run = recipe.parent / "out" / "smoke_cpu"
     trained = [m for m in read_jsonl(run / "metrics.jsonl") if "loss" in m]
     assert [m["step"] for m in trained] == list(range(1, steps + 1))
-    # rank 0 rewards its completions 0.0 and rank 1 1.0: the logged mean is over both ranks' completions
-    assert all(m["reward"] == pytest.approx(0.5) for m in trained), [m["reward"] for m in trained]
+    # rank r rewards its completions r (0.0 and 1.0 over two): the logged mean is over every rank's completions
+    mean_rank = (processes - 1) / 2
+    assert all(m["reward"] == pytest.approx(mean_rank) for m in trained), [m["reward"] for m in trained]
     completions = read_jsonl(run / "completions.jsonl")
     assert sorted({c["step"] for c in completions}) == list(range(1, steps + 1))
     assert len(completions) == steps * 4  # completions_sample (4) of the main rank's 4 completions, once a step
     assert (run / f"checkpoint-{steps}" / "checkpoint.complete").is_file()
-    assert {p.name for p in (run / f"checkpoint-{steps}").glob("rng_state_*.pth")} == {"rng_state_0.pth",
-                                                                                         "rng_state_1.pth"}
+    rng_states = {f"rng_state_{rank}.pth" for rank in range(processes)} if processes > 1 else {"rng_state.pth"}
+    assert {p.name for p in (run / f"checkpoint-{steps}").glob("rng_state*.pth")} == rng_states
     assert (run / "recipe.resolved.yaml").is_file() and (run / "best" / "best.json").is_file()
     return run
 
@@ -145,7 +198,7 @@ def test_two_machines_on_one_host_train_as_one_run(dist_recipe):
         second_out, _ = finish(second)
     finally:
         for process in (first, second):
-            process.kill() if process.poll() is None else None
+            kill_launch(process)
     assert "Processes  2 processes" in out and "done: 2 steps" in out
     assert "done:" not in second_out  # machine 1 holds no main process: it prints no plan and no summary
     check_run_folder(dist_recipe, 2)
@@ -189,3 +242,65 @@ def test_sigterm_to_one_rank_stops_both_at_one_checkpoint_and_resume_continues(d
     for rank in (0, 1):
         steps = [r["step"] for r in rank_records(dist_recipe)[rank]]
         assert steps == list(range(8)), steps  # went on from the checkpoint's step: none skipped or repeated
+
+
+def zero_shard_ranks(run: Path, step: int) -> list[int]:
+    """The ranks whose ZeRO optimizer shard DeepSpeed saved into checkpoint-`step` (its own layout)."""
+    shards = (run / f"checkpoint-{step}" / f"global_step{step}").glob("*zero_pp_rank_*_optim_states.pt")
+    return sorted(int(p.name.split("zero_pp_rank_")[1].split("_")[0]) for p in shards)
+
+
+def check_checkpoint_merges(run: Path, step: int, out: Path) -> None:
+    """checkpoint-`step` holds a plain PEFT adapter: merge_lora merges it and verifies the reloaded export."""
+    from utils.export import ExportOptions, export
+
+    result = export(ExportOptions(run, out, checkpoint=step), log=lambda _: None)
+    assert result.checks and (out / "config.json").is_file()
+
+
+@pytest.mark.dist
+@pytest.mark.skipif(NO_DEEPSPEED, reason="deepspeed is not installed (make setup-deepspeed)")
+def test_deepspeed_zero2_trains_two_processes_on_cpu_into_a_loadable_checkpoint_and_resumes(dist_recipe, tmp_path):
+    out, _ = finish(launch(dist_recipe, config="zero2.yaml"))  # DeepSpeed's CPU accelerator, gloo
+    assert out.count("done: 2 steps") == 1
+    run = check_run_folder(dist_recipe, 2)
+    check_ranks_saw_different_prompts(dist_recipe, 2)
+    assert zero_shard_ranks(run, 2) == [0, 1]  # ZeRO-2: each rank kept and saved its half of the optimizer
+    check_checkpoint_merges(run, 2, tmp_path / "merged")
+
+    out, _ = finish(launch(dist_recipe, "--resume", "--set", "training.max_steps=4", config="zero2.yaml"))
+    assert f"resuming from {run / 'checkpoint-2'}" in out and "done: 4 steps" in out
+    assert [m["step"] for m in read_jsonl(run / "metrics.jsonl") if "loss" in m] == [1, 2, 3, 4]
+    for rank in (0, 1):  # went on at step 3 from DeepSpeed's shards: no step skipped or repeated
+        assert [r["step"] for r in rank_records(dist_recipe)[rank]] == [0, 1, 2, 3]
+    assert zero_shard_ranks(run, 4) == [0, 1]
+
+
+@pytest.mark.dist
+@pytest.mark.skipif(NO_DEEPSPEED, reason="deepspeed is not installed (make setup-deepspeed)")
+def test_deepspeed_zero3_shards_the_model_across_two_processes_on_cpu(dist_recipe, tmp_path):
+    out, _ = finish(launch(dist_recipe, config="zero3.yaml"))  # hung before step 1 when the plan cleared ZeRO-3
+    assert out.count("done: 2 steps") == 1
+    run = check_run_folder(dist_recipe, 2)
+    check_ranks_saw_different_prompts(dist_recipe, 2)
+    assert zero_shard_ranks(run, 2) == [0, 1]
+    parameter_shards = (run / "checkpoint-2" / "global_step2").glob("zero_pp_rank_*_model_states.pt")
+    assert len(list(parameter_shards)) == 2  # ZeRO-3: the parameters too, a shard per rank
+    check_checkpoint_merges(run, 2, tmp_path / "merged")  # the adapter gathered whole, not ZeRO-3's empty shards
+
+
+def gpus_for_deepspeed() -> str | None:
+    if not torch.cuda.is_available():
+        return "no CUDA GPU on this machine"
+    return "deepspeed is not installed (make setup-deepspeed)" if NO_DEEPSPEED else None
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(gpus_for_deepspeed() is not None, reason=str(gpus_for_deepspeed()))
+def test_deepspeed_zero2_on_gpus_trains_into_a_loadable_checkpoint(dist_recipe, tmp_path):
+    processes = min(2, torch.cuda.device_count())  # one process ZeRO-2 on a single GPU: the same engine
+    out, _ = finish(launch(dist_recipe, config="zero2.yaml", processes=processes))
+    assert f"Processes  {processes} process" in out and out.count("done: 2 steps") == 1
+    run = check_run_folder(dist_recipe, 2, processes)
+    assert zero_shard_ranks(run, 2) == list(range(processes))
+    check_checkpoint_merges(run, 2, tmp_path / "merged")

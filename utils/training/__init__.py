@@ -10,7 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from utils.training._config import build_grpo_config, check_trl_trains_here, differences_from_trl, grpo_config_kwargs
-from utils.training._distributed import is_main_process, world_size
+from utils.training._distributed import end_process_group, is_main_process, world_size
 from utils.training._plan import format_plan
 from utils.training._run_dir import RunLock, last_complete_checkpoint
 from utils.training._setup import RunSetup, check_run_paths, reward_weights, set_up_run
@@ -46,6 +46,7 @@ __all__ = [
     "differences_from_trl",
     "format_plan",
     "grpo_config_kwargs",
+    "end_process_group",
     "is_main_process",
     "last_complete_checkpoint",
     "prepare_training",

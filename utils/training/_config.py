@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
+from unittest import mock
 
 from utils.config import Recipe
 from utils.errors import UserError, first_line
@@ -75,10 +77,18 @@ def build_grpo_config(recipe: Recipe, hw: Hardware, backend: str, **extra: Any) 
 
 
 def trl_default_config(output_dir: str, hw: Hardware) -> Any:
-    """GRPOConfig as bare TRL would build it on this machine (only the flags TRL requires to start)."""
+    """GRPOConfig as bare TRL would build it on this machine (only the flags TRL requires to start).
+
+    Built outside the launcher's DeepSpeed setting: under it every TrainingArguments points transformers'
+    global ZeRO-3 marker (is_deepspeed_zero3_enabled) at its own DeepSpeed config, and this throwaway one,
+    once collected, would leave it off. The main process (the one printing the plan) then loaded the model
+    without deepspeed.zero.Init while the other ranks waited inside it: ZeRO-3 hung before the first step.
+    """
     from trl import GRPOConfig
 
-    return GRPOConfig(output_dir=output_dir, **({} if hw.cuda else {"use_cpu": True}))
+    with mock.patch.dict(os.environ):
+        os.environ.pop("ACCELERATE_USE_DEEPSPEED", None)
+        return GRPOConfig(output_dir=output_dir, **({} if hw.cuda else {"use_cpu": True}))
 
 
 def differences_from_trl(config: Any, hw: Hardware) -> dict[str, tuple[Any, Any]]:

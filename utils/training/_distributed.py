@@ -81,6 +81,19 @@ def wait_for_all() -> None:
         dist.barrier()
 
 
+def end_process_group() -> None:
+    """Close the process group once every rank has finished the run (torch's advice: at the end of main).
+
+    Left to interpreter exit, gloo's worker threads can abort a rank there ("terminate called without an
+    active exception", pytorch#190489), and torchrun reports a finished run as failed. Only after a run that
+    returned on every rank: after an error, another rank may still be waiting in a collective.
+    """
+    dist = _group()
+    if dist is not None:
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def largest_across_ranks(value: int) -> int:
     """The largest of each rank's `value`: a stop signal seen by any rank is seen by all."""
     dist = _group()
@@ -110,6 +123,19 @@ def shards_the_model() -> bool:
     """FSDP or DeepSpeed (set by accelerate launch): no process holds the whole model between steps."""
     return any(os.environ.get(f"ACCELERATE_USE_{name}", "false").lower() in ("1", "true")
                for name in ("FSDP", "DEEPSPEED"))
+
+
+def check_fsdp_has_gpus(cuda: bool) -> None:
+    """FSDP launched on a machine without CUDA: one line instead of accelerate's traceback or a silent DDP run.
+
+    accelerate 1.15 turns FSDP on only over GPU-type process groups (state.py, AcceleratorState: MULTI_GPU,
+    MULTI_XPU, ...; a CPU group is MULTI_CPU) and its FSDP plugin asks for the current GPU when
+    fsdp_sync_module_states is on (utils/dataclasses.py, "no available devices found").
+    """
+    if not cuda and os.environ.get("ACCELERATE_USE_FSDP", "false").lower() in ("1", "true"):
+        raise UserError("accelerate launch with FSDP (recipes/accelerate/fsdp.yaml) needs CUDA GPUs: accelerate "
+                        "1.15 shards only over GPU process groups (on CPU it would train as plain DDP); here use "
+                        "recipes/accelerate/ddp.yaml, or zero2.yaml where DeepSpeed is installed")
 
 
 def describe_batch(config: Any, processes: int) -> str:

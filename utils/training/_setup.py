@@ -25,7 +25,12 @@ from utils.models import (
     resolve_backend,
 )
 from utils.training._config import build_grpo_config, check_trl_trains_here
-from utils.training._distributed import backend_for_processes, shards_the_model, world_size
+from utils.training._distributed import (
+    backend_for_processes,
+    check_fsdp_has_gpus,
+    shards_the_model,
+    world_size,
+)
 from utils.training._vllm_server import check_vllm_server, server_url, uses_vllm_server
 
 # Bytes of activations kept per token, hidden unit and layer without gradient checkpointing, under CPU bf16
@@ -60,6 +65,7 @@ def set_up_run(recipe: Recipe | RecipeSource, hw: Hardware | None = None) -> Run
     hw = hw or detect_hardware()
     requested = recipe.requested_backend if isinstance(recipe, RecipeSource) else recipe.model.backend
     processes = world_size()
+    check_fsdp_has_gpus(hw.cuda)
     backend = backend_for_processes(resolve_backend(requested, hw), requested, processes)
     import_backend(backend)  # Unsloth patches TRL on import: before validation, which imports TRL
     recipe = copy.deepcopy(recipe.build() if isinstance(recipe, RecipeSource) else recipe)  # adjusted below
