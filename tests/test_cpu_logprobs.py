@@ -16,9 +16,12 @@ PROMPT, COMPLETION = 12, 6
 
 @pytest.fixture
 def restore_trl():
-    original = trl_utils._use_triton
+    """Each test starts from TRL's own switch (a trainer built earlier in the session turned ours on) and
+    leaves the process as it found it."""
+    before = trl_utils._use_triton
+    score_completion_tokens_only(False)
     yield
-    trl_utils._use_triton = original
+    trl_utils._use_triton = before
 
 
 def scored(model_dir, compact: bool, monkeypatch) -> tuple[torch.Tensor, dict[str, torch.Tensor], int]:
