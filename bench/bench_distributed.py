@@ -88,8 +88,9 @@ def main() -> int:
         *rows,
         "",
         "On this 2-core machine both processes share the cores, so this is the cost of the multi-process "
-        "machinery, not a speed-up (that needs a core or GPU per process). Taken with `nice -n 19` while other "
-        "measurements shared the machine: treat differences under ~15% as noise.",
+        "machinery, not a speed-up (that needs a core or GPU per process). Step times on this machine vary "
+        f"by ~15% run to run. Machine load average (1 min) at the end: {os.getloadavg()[0]:.1f} on "
+        f"{os.cpu_count()} cores.",
     ])
     command = "python bench/bench_distributed.py" + (" --smollm2" if args.smollm2 else "")
     print(write_section("distributed", "Multi-process GRPO (accelerate, CPU)", command, body))
