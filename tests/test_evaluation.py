@@ -441,3 +441,68 @@ def test_training_logs_and_plots_every_watched_benchmark(tiny_model_dir, tmp_pat
     assert json.loads((outcome.run_dir / "best" / "best.json").read_text())["step"] == 0
     assert (outcome.run_dir / "plots" / "accuracy.png").is_file()
     assert {"eval/openr1-val/accuracy", "eval/gsm8k/accuracy"} <= set(labels)
+
+
+class FakeColocatedGeneration:
+    """TRL's VLLMGeneration as far as in-training evaluation touches it: mode, llm and sync_weights."""
+
+    def __init__(self, mode="colocate", enable_sleep_mode=False, tensor_parallel_size=1):
+        self.mode, self.enable_sleep_mode, self.tensor_parallel_size = mode, enable_sleep_mode, tensor_parallel_size
+        self.llm, self.syncs = object(), 0
+
+    def sync_weights(self):
+        self.syncs += 1
+
+
+@pytest.mark.parametrize(("settings", "used"), [
+    ({}, True), ({"mode": "server"}, False), ({"enable_sleep_mode": True}, False),
+    ({"tensor_parallel_size": 2}, False)])
+def test_in_training_eval_takes_the_colocated_engine_with_weights_pushed_once_a_step(settings, used):
+    from types import SimpleNamespace
+
+    from utils.training._eval_engine import colocated_eval_engine
+
+    generation = FakeColocatedGeneration(**settings)
+    trainer = SimpleNamespace(vllm_generation=generation, state=SimpleNamespace(global_step=3),
+                              _last_loaded_step=2, processing_class="tokenizer")
+    engine = colocated_eval_engine(trainer)
+    assert (engine is not None) == used
+    assert colocated_eval_engine(SimpleNamespace(state=trainer.state)) is None  # no vLLM: transformers' generate
+    if not used:
+        return
+    first = engine()
+    engine()  # the same step again: nothing to push
+    assert first.llm is generation.llm and first.tokenizer == "tokenizer"
+    assert generation.syncs == 1 and trainer._last_loaded_step == 3  # pushed once; TRL's next generation skips it
+    trainer.state.global_step = 4
+    engine()
+    assert generation.syncs == 2
+
+
+def test_eval_callback_scores_what_its_engine_generates(tiny_model_dir, tmp_path):
+    """Given an engine, the callback's accuracy is that engine's (here one that answers every problem right),
+    not transformers' generate on the random tiny model (which answers none)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from utils.evaluation import Generated, WatchedSet
+    from utils.training._callbacks import EvalCallback, RewardRecorder, RunMonitor
+
+    class AnswersRight:
+        batch_size, calls = 64, 0
+
+        def generate_batch(self, texts, sampling):
+            self.calls += 1
+            return [Generated(f"<think>\n...\n</think>\n\\boxed{{{gold[t]}}}", 9, False) for t in texts]
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    rows = [{"prompt": [{"role": "user", "content": f"What is {i} + {i}?"}], "answer": str(2 * i)} for i in range(3, 8)]
+    from utils.data import render_prompts
+
+    gold = dict(zip(render_prompts([r["prompt"] for r in rows], tokenizer), (r["answer"] for r in rows), strict=True))
+    monitor = RunMonitor(tmp_path, RewardRecorder(), 0, 1, plots=False, progress=False, writes=True)
+    callback = EvalCallback([WatchedSet("sums", rows, 8)], 1, 4, tmp_path, tokenizer, monitor)
+    assert callback.evaluate(model, 0) < 1.0  # no engine: the random tiny model's own generate
+    engine = AnswersRight()
+    callback.engine = lambda: engine
+    assert callback.evaluate(model, 1) == 1.0 and engine.calls == 1

@@ -101,6 +101,42 @@ def test_weight_sync_puts_the_trained_policy_into_the_engine(head32_model_dir, t
     assert (after - before).abs().max() > 0.2
 
 
+def test_in_training_evaluation_generates_through_the_run_s_engine_with_the_current_policy(
+        head32_model_dir, tmp_path, monkeypatch):
+    """The eval callback generates with TRL's colocated engine, not transformers, and pushes the changed policy
+    into it first: afterwards the engine scores text as the policy does."""
+    from vllm import SamplingParams
+
+    from utils.evaluation import HfGenerator
+    from utils.training import prepare_training
+
+    run = prepare_training(vllm_recipe(head32_model_dir, tmp_path), progress=False)
+    trainer, generation = run.trainer, run.trainer.vllm_generation
+    assert run.evaluator is not None and run.evaluator.engine is not None
+    ids = trainer.processing_class("Natalia sold 48 clips in April. The answer is 72.")["input_ids"]
+    with torch.no_grad():  # as optimizer steps would: every LoRA B moved
+        generator = torch.Generator().manual_seed(0)
+        for name, param in trainer.model.named_parameters():
+            if "lora_B" in name:
+                param.copy_(torch.randn(param.shape, generator=generator) * 0.5)
+        logits = trainer.model(input_ids=torch.tensor([ids])).logits[0, :-1].float()
+    policy = torch.log_softmax(logits, -1).gather(1, torch.tensor(ids[1:])[:, None])[:, 0]
+
+    def not_transformers(*args, **kwargs):
+        raise AssertionError("in-training evaluation should generate through the run's vLLM engine")
+
+    monkeypatch.setattr(HfGenerator, "generate_batch", not_transformers)
+    trainer.state.global_step = 1
+    accuracy = run.evaluator.evaluate(trainer.model, 1)
+    assert 0.0 <= accuracy <= 1.0 and trainer._last_loaded_step == 1
+    out = generation.llm.generate([{"prompt_token_ids": ids}], SamplingParams(max_tokens=1, prompt_logprobs=0),
+                                  use_tqdm=False)
+    engine = torch.tensor([scores[t].logprob for t, scores in zip(ids[1:], out[0].prompt_logprobs[1:], strict=True)])
+    assert (engine - policy).abs().max() < 0.05
+    evals = [json.loads(line) for line in (run.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in evals if "eval/accuracy" in m] == [1]
+
+
 @pytest.mark.parametrize(("model", "changes", "message"), [
     ("tiny", [], r"vLLM's CPU attention takes head sizes \[32, .*this model's is 16"),
     ("head32", ["model.load_in_4bit=true", "model.strict=true"], "vLLM's CPU build cannot load bitsandbytes 4-bit weights"),

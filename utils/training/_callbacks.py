@@ -209,14 +209,17 @@ class EvalCallback(TrainerCallback):
         self.best_dir = run_dir / "best"
         self.tokenizer = tokenizer
         self.monitor = monitor
+        self.engine: Callable[[], Any] | None = None  # the run's vLLM engine, set once the trainer has one
         saved = saved_best_accuracy(run_dir)
         self.best = -1.0 if saved is None else saved
 
     def evaluate(self, model: Any, step: int) -> float:
         started = time.perf_counter()
         record: dict[str, Any] = {"step": step}
+        generator = self.engine() if self.engine is not None else None  # None: transformers' generate on `model`
         for watched in self.sets:
-            result = evaluate_accuracy(model, self.tokenizer, watched.rows, watched.max_new_tokens, self.batch_size)
+            result = evaluate_accuracy(model, self.tokenizer, watched.rows, watched.max_new_tokens, self.batch_size,
+                                       generator=generator)
             counts = {"accuracy": result.accuracy, "correct": result.correct, "total": result.total}
             record.update({f"eval/{watched.name}/{key}": value for key, value in counts.items()})
             if watched.name == self.best_by:

@@ -181,6 +181,10 @@ def _build_trainer(setup: RunSetup, resume_from: Path | None, progress: bool, st
         from utils.training._vllm_cpu import reload_weights_in_place
 
         reload_weights_in_place(trainer.vllm_generation)
+    if evaluator is not None:
+        from utils.training._eval_engine import colocated_eval_engine
+
+        evaluator.engine = colocated_eval_engine(trainer)  # evaluate through the run's vLLM engine where it has one
     client = getattr(getattr(trainer, "vllm_generation", None), "vllm_client", None)  # server mode, main process
     if client is not None:
         bound_requests(client.session)  # a hung server is an error after a while, not a hang
