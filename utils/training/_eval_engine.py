@@ -8,7 +8,8 @@ for this step (nothing changed in between).
 
 Not used (generate is): server mode (the server is shared and busy with training prompts), sleep mode (the
 engine's weights are discarded between generations), tensor parallelism (the ranks of a group would have to
-generate the same prompts together), and Unsloth's engine (its LoRA weights reach it through saved adapters).
+generate the same prompts together), and Unsloth's engine (it shares the base weights with the policy and
+applies the trained LoRA per request, through Unsloth's own generate: the caller leaves it out).
 """
 
 from __future__ import annotations

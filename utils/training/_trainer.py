@@ -181,7 +181,7 @@ def _build_trainer(setup: RunSetup, resume_from: Path | None, progress: bool, st
         from utils.training._vllm_cpu import reload_weights_in_place
 
         reload_weights_in_place(trainer.vllm_generation)
-    if evaluator is not None:
+    if evaluator is not None and setup.backend.name == "hf":  # Unsloth's engine applies the LoRA per request
         from utils.training._eval_engine import colocated_eval_engine
 
         evaluator.engine = colocated_eval_engine(trainer)  # evaluate through the run's vLLM engine where it has one
