@@ -305,12 +305,16 @@ def fake_run(tiny_model_dir: Path, run: Path, prompt_format: str = "xml") -> Pat
 
 
 def test_run_folder_resolves_to_best_else_last_complete_checkpoint(tiny_model_dir, tmp_path):
+    from utils.export import find_source
+
     run = fake_run(tiny_model_dir, tmp_path / "run")
+    (run / "best").mkdir()  # a best/ without weights (left behind) is passed over, by evaluation and export alike
     spec = resolve_model(str(run))
     assert spec.path == str(run / "checkpoint-2") and spec.run_dir == run
     assert spec.recipe.prompt.format == "xml" and spec.default_out == run / "eval" / "checkpoint-2"
+    assert find_source(run).adapter_dir == run / "checkpoint-2"
     save_adapter(tiny_model_dir, run / "best")
-    assert resolve_model(str(run)).path == str(run / "best")
+    assert resolve_model(str(run)).path == str(run / "best") and find_source(run).adapter_dir == run / "best"
     inside = resolve_model(str(run / "checkpoint-2"))  # a checkpoint still knows its run
     assert inside.run_dir == run and inside.recipe is not None
     (run / "best" / "adapter_config.json").unlink()

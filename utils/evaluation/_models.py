@@ -56,15 +56,12 @@ def _has_weights(folder: Path) -> bool:
 
 
 def _run_model(run_dir: Path) -> Path:
-    from utils.training import last_complete_checkpoint  # lazy: utils.training's callbacks import this package
+    from utils.training import trained_model_folder  # lazy: utils.training's callbacks import this package
 
-    best = run_dir / "best"
-    if best.is_dir() and _has_weights(best):
-        return best
-    checkpoint = last_complete_checkpoint(run_dir)
-    if checkpoint is None:
+    folder = trained_model_folder(run_dir)
+    if folder is None:
         raise UserError(f"{run_dir}: run folder without best/ or a complete checkpoint-N/ to evaluate")
-    return checkpoint
+    return folder
 
 
 def _looks_local(name: str) -> bool:

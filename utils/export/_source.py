@@ -13,7 +13,7 @@ import yaml
 from utils.data import build_messages, render_prompt
 from utils.errors import UserError
 from utils.models import adapter_config
-from utils.training import last_complete_checkpoint
+from utils.training import trained_model_folder
 
 RESOLVED_RECIPE = "recipe.resolved.yaml"
 # Used when the adapter comes without its run (no completions.jsonl to take the run's prompts from).
@@ -58,12 +58,10 @@ def _adapter_folder(run_dir: Path, checkpoint: int | None) -> Path:
         if not (folder / "checkpoint.complete").is_file():
             raise UserError(f"--checkpoint {checkpoint}: {folder} was not saved completely (no checkpoint.complete)")
         return folder
-    if (run_dir / "best").is_dir():
-        return run_dir / "best"
-    newest = last_complete_checkpoint(run_dir)
-    if newest is None:
+    folder = trained_model_folder(run_dir)
+    if folder is None:
         raise UserError(f"{run_dir}: no best/ and no complete checkpoint-N folder to export")
-    return newest
+    return folder
 
 
 def _recorded_base(adapter_dir: Path, config: dict[str, Any]) -> str:

@@ -88,6 +88,15 @@ def last_complete_checkpoint(run_dir: Path, log: Callable[[str], None] | None = 
     return None
 
 
+def trained_model_folder(run_dir: Path) -> Path | None:
+    """What a run folder stands for when evaluated or exported: its best/ (when it holds weights), else its newest
+    complete checkpoint; None when it has neither."""
+    best = run_dir / "best"
+    if (best / "config.json").is_file() or (best / "adapter_config.json").is_file():
+        return best
+    return last_complete_checkpoint(run_dir)
+
+
 def saved_best_accuracy(run_dir: Path) -> float | None:
     """The validation accuracy of the run's best/ checkpoint, if it has one."""
     try:
