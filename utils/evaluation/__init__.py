@@ -20,7 +20,7 @@ from utils.evaluation._evaluate import (
     load_benchmarks,
     make_generator,
 )
-from utils.evaluation._generation import Generated, HfGenerator, Sampling, generate, generate_all, length_order
+from utils.evaluation._generation import Generated, HfGenerator, Sampling, generate_all, length_order
 from utils.evaluation._metrics import (
     by_problem,
     difference_interval,
@@ -66,7 +66,6 @@ __all__ = [
     "evaluate_model",
     "find_evaluation",
     "flips",
-    "generate",
     "generate_all",
     "length_order",
     "load_benchmark",

@@ -1,8 +1,9 @@
-"""Batched generation from chat messages with transformers' generate (any backend, CPU or GPU).
+"""Batched generation of rendered prompts with transformers' generate (any backend, CPU or GPU).
 
-Prompts are rendered through the tokenizer's chat template, sorted by length so each batch pads little,
-and padded on the left (decoder-only models continue from the right end). Each completion comes back with
-its token count and whether it stopped at the token budget (truncated) rather than at end-of-sequence.
+Prompts come rendered through the tokenizer's chat template (utils.data.render_prompts), are sorted by
+length so each batch pads little, and padded on the left (decoder-only models continue from the right end).
+Each completion comes back with its token count and whether it stopped at the token budget (truncated)
+rather than at end-of-sequence.
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
-
-from utils.data import render_prompts
 
 
 @dataclass(frozen=True)
@@ -139,18 +138,3 @@ def generate_all(generator: Any, texts: Sequence[str], sampling: Sampling, progr
             progress.update(len(idx))
     return [o for o in outputs if o is not None]
 
-
-def generate(
-    model: Any,
-    tokenizer: Any,
-    conversations: Sequence[list[dict]],
-    max_new_tokens: int,
-    batch_size: int = 16,
-    do_sample: bool = False,
-    temperature: float = 1.0,
-    progress: Any = None,
-) -> list[str]:
-    """Completion texts, one per conversation, in input order (greedy unless `do_sample`)."""
-    texts = render_prompts(list(conversations), tokenizer)
-    sampling = Sampling(max_new_tokens, do_sample=do_sample, temperature=temperature)
-    return [g.text for g in generate_all(HfGenerator(model, tokenizer, batch_size), texts, sampling, progress)]

@@ -11,7 +11,7 @@ from typing import Any
 
 from utils.config import Recipe, read_recipe, sections_from_dict
 from utils.errors import UserError
-from utils.models import adapter_base
+from utils.models import adapter_base, holds_weights
 
 RESOLVED_RECIPE = "recipe.resolved.yaml"  # what a run folder holds (utils.training writes it)
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -51,10 +51,6 @@ def run_recipe(run_dir: Path) -> Recipe:
     return sections_from_dict(raw, where=str(path))
 
 
-def _has_weights(folder: Path) -> bool:
-    return (folder / "config.json").is_file() or (folder / "adapter_config.json").is_file()
-
-
 def _run_model(run_dir: Path) -> Path:
     from utils.training import trained_model_folder  # lazy: utils.training's callbacks import this package
 
@@ -89,7 +85,7 @@ def resolve_model(target: str) -> EvalModel:
     if run_dir is None and (path.parent / RESOLVED_RECIPE).is_file():
         run_dir = path.parent  # a checkpoint-N/ or best/ of a run
     chosen = _run_model(path) if run_dir == path else path
-    if not _has_weights(chosen):
+    if not holds_weights(chosen):
         raise UserError(f"{chosen}: not a model folder (no config.json or adapter_config.json)")
     recipe = run_recipe(run_dir) if run_dir else None
     return EvalModel(target, str(chosen), _adapter_base(chosen), run_dir, recipe)

@@ -64,6 +64,11 @@ class LoadedModel:
     adapter_from: str | None  # the adapter folder training continues, if any
 
 
+def holds_weights(folder: Path) -> bool:
+    """Whether `folder` holds a model (config.json) or a LoRA adapter (adapter_config.json)."""
+    return (folder / "config.json").is_file() or (folder / "adapter_config.json").is_file()
+
+
 def adapter_base(name: str) -> str | None:
     """If `name` is a local LoRA adapter folder, the base model it was trained on; else None."""
     from utils.models._unsloth import adapter_config  # pure helper: no Unsloth import

@@ -20,6 +20,7 @@ import yaml
 
 from utils.config import Recipe
 from utils.errors import UserError, first_line
+from utils.models import holds_weights
 
 RESOLVED_RECIPE = "recipe.resolved.yaml"
 COMPLETE_MARKER = "checkpoint.complete"  # written after TRL/transformers finished every file of a checkpoint
@@ -92,9 +93,7 @@ def trained_model_folder(run_dir: Path) -> Path | None:
     """What a run folder stands for when evaluated or exported: its best/ (when it holds weights), else its newest
     complete checkpoint; None when it has neither."""
     best = run_dir / "best"
-    if (best / "config.json").is_file() or (best / "adapter_config.json").is_file():
-        return best
-    return last_complete_checkpoint(run_dir)
+    return best if holds_weights(best) else last_complete_checkpoint(run_dir)
 
 
 def saved_best_accuracy(run_dir: Path) -> float | None:
