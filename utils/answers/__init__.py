@@ -31,6 +31,7 @@ Tolerance rules for numbers (written down because they decide rewards):
 from utils.answers._extract import extract_answer
 from utils.answers._latex import MAX_ANSWER_CHARS, MAX_BOX_CHARS
 from utils.answers._normalize import clean_answer
+from utils.answers._numbers import NUMBER_PATTERN
 from utils.answers._pool import shutdown, warm_up
 from utils.answers._verifier import (
     DEFAULT_TIMEOUT,
@@ -47,6 +48,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "MAX_ANSWER_CHARS",
     "MAX_BOX_CHARS",
+    "NUMBER_PATTERN",
     "clean_answer",
     "clear_caches",
     "extract_answer",

@@ -12,6 +12,8 @@ from fractions import Fraction
 from utils.answers._latex import MAX_NESTING
 
 MAX_NUMBER_DIGITS = 400
+# A plain decimal or scientific number as text: what recipes write for numbers (YAML 1.1 leaves `1e-5` a string).
+NUMBER_PATTERN = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
 

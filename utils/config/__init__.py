@@ -12,7 +12,6 @@ from utils.config._sections import (
     Recipe,
 )
 from utils.config._validation import (
-    NUMBER_PATTERN,
     coerce,
     grpo_config_fields,
     recipe_from_dict,
@@ -20,7 +19,6 @@ from utils.config._validation import (
 )
 
 __all__ = [
-    "NUMBER_PATTERN",
     "DataSection",
     "EvalSection",
     "FiltersSection",

@@ -5,12 +5,12 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import enum
-import re
 import types
 import typing
 from pathlib import Path
 from typing import Any
 
+from utils.answers import NUMBER_PATTERN
 from utils.config._sections import (
     DEFAULT_REWARDS,
     SECTIONS,
@@ -106,10 +106,6 @@ def _type_name(tp: Any) -> str:
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         return "one of " + ", ".join(repr(m.value) for m in tp)
     return getattr(tp, "__name__", str(tp))
-
-
-# A plain decimal or scientific number, as YAML 1.1 leaves `1e-5` unparsed (a string).
-NUMBER_PATTERN = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
 def coerce(value: Any, tp: Any, key: str, where: str) -> Any:

@@ -16,7 +16,7 @@ import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from utils.config import NUMBER_PATTERN
+from utils.answers import NUMBER_PATTERN
 from utils.errors import UserError, first_line
 from utils.rewards._common import PROMPT_FORMATS, RewardFunction
 from utils.rewards._correctness import accuracy, length
