@@ -17,6 +17,7 @@ from pathlib import Path
 import _bootstrap  # noqa: F401  (puts the repo root on sys.path)
 
 from utils.cli import run_main
+from utils.formats import DEFAULT_FORMAT, FORMAT_NAMES
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -28,7 +29,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--temperature", type=float, default=0.6, help="sampling temperature when --samples > 1")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed")
     parser.add_argument("--max-new-tokens", type=int, help="completion budget (default: per benchmark)")
-    parser.add_argument("--prompt-format", help="think_boxed or xml (default: the run's recipe, else think_boxed)")
+    parser.add_argument("--prompt-format", metavar="FORMAT",
+                        help=f"{' or '.join(FORMAT_NAMES)} (default: the run's recipe, else {DEFAULT_FORMAT})")
     parser.add_argument("--recipe", help="recipe whose validation split openr1-val is (when MODEL is no run)")
     parser.add_argument("--data-dir", help="local benchmark copies (default ../shared/data beside the repo, if present)")
     parser.add_argument("--out", help="output folder (default: RUN/eval/CHECKPOINT, else checkpoints/eval/NAME)")

@@ -20,9 +20,7 @@ from utils.answers import is_parseable
 from utils.config import DataSection, FiltersSection, PromptSection, load_recipe
 from utils.data import (
     OUTPUT_COLUMNS,
-    SYSTEM_PROMPTS,
     NgramIndex,
-    build_messages,
     code_version,
     detect_format,
     load_adapted,
@@ -33,6 +31,7 @@ from utils.data import (
     split_indices,
 )
 from utils.errors import UserError
+from utils.formats import FORMATS, build_messages
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
@@ -382,7 +381,7 @@ def test_smoke_cpu_recipe_keeps_enough_rows(tmp_path):
     recipe = load_recipe(ROOT / "recipes" / "smoke_cpu.yaml", [f"data.cache_dir={tmp_path / 'cache'}"])
     prepared = load_training_data(recipe)
     assert len(prepared.validation) == 8 and len(prepared.train) >= 25
-    assert prepared.train[0]["prompt"][0] == {"role": "system", "content": SYSTEM_PROMPTS["think_boxed"]}
+    assert prepared.train[0]["prompt"][0] == {"role": "system", "content": FORMATS["think_boxed"].system_prompt}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,25 +4,23 @@ chat template, and exact prompt-token counting (including the fast path of Promp
 import pytest
 
 from utils.data import (
-    PROMPT_FORMATS,
-    SYSTEM_PROMPTS,
     PromptTokenCounter,
-    build_messages,
     prompt_token_counts,
     render_prompt,
     render_prompts,
     tokens_at_most_bytes,
 )
 from utils.errors import UserError
+from utils.formats import FORMAT_NAMES, FORMATS, build_messages
 
 PROBLEM = "What is $\\frac{1}{2} + \\frac{1}{4}$?"
 
 
 def test_formats_and_their_system_prompts():
-    assert set(PROMPT_FORMATS) == {"think_boxed", "xml"} == set(SYSTEM_PROMPTS)
-    think = SYSTEM_PROMPTS["think_boxed"]
+    assert set(FORMAT_NAMES) == {"think_boxed", "xml"} == set(FORMATS)
+    think = FORMATS["think_boxed"].system_prompt
     assert "<think>" in think and "</think>" in think and "\\boxed{" in think
-    xml = SYSTEM_PROMPTS["xml"]
+    xml = FORMATS["xml"].system_prompt
     assert "<reasoning>" in xml and "</reasoning>" in xml and "<answer>" in xml and "</answer>" in xml
     assert "boxed" not in xml and "<think>" not in xml
 
@@ -31,7 +29,7 @@ def test_formats_and_their_system_prompts():
 def test_build_messages_system_then_user(fmt):
     messages = build_messages("  " + PROBLEM + "\n", fmt)
     assert messages == [
-        {"role": "system", "content": SYSTEM_PROMPTS[fmt]},
+        {"role": "system", "content": FORMATS[fmt].system_prompt},
         {"role": "user", "content": PROBLEM},  # surrounding whitespace stripped
     ]
 
@@ -50,7 +48,7 @@ def test_unknown_format_is_a_user_error():
 def test_render_through_chat_template(tiny_tokenizer, fmt):
     text = render_prompt(build_messages(PROBLEM, fmt), tiny_tokenizer)
     assert text == (
-        f"<|im_start|>system\n{SYSTEM_PROMPTS[fmt]}<|im_end|>\n"
+        f"<|im_start|>system\n{FORMATS[fmt].system_prompt}<|im_end|>\n"
         f"<|im_start|>user\n{PROBLEM}<|im_end|>\n"
         "<|im_start|>assistant\n"
     )

@@ -126,7 +126,7 @@ def test_a_layout_parroted_from_the_system_prompt_earns_no_format_reward(prompt_
     """SmolLM2-135M under GRPO learned to echo the system prompt, whose layout example has a placeholder box
     (reward 0.2 from format_soft on every completion, accuracy 0): copies of the prompt's placeholders count
     as no answer, in every format reward; the same layout with a real answer still scores."""
-    from utils.data import build_messages, system_prompt
+    from utils.formats import build_messages, system_prompt
 
     prompts = [build_messages("What is 12*7?", prompt_format)]
     echoed = "1. " + system_prompt(prompt_format)

@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from utils.formats import DEFAULT_FORMAT, FORMAT_NAMES
+
 
 # `choices` metadata limits a string value to a few names.
 def _choice(default: str, *choices: str) -> Any:
@@ -81,7 +83,7 @@ class DataSection:
 
 @dataclass
 class PromptSection:
-    format: str = _choice("think_boxed", "think_boxed", "xml")
+    format: str = _choice(DEFAULT_FORMAT, *FORMAT_NAMES)  # validated here, once; everything after trusts it
     system: str | None = None  # None = the format's own system prompt
 
 

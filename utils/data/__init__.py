@@ -4,7 +4,8 @@
 
 Modules, one job each: _sources (where rows come from), _readers (reading them), _adapters (schemas),
 _filters, _decontaminate, _split (validation split, subset, prompt formatting), _cache, _load (the entry
-points), _prompts, _explore (explore_data.py), _report, _synthetic (generated problems: dataset: synthetic).
+points), _prompts (rendering and counting prompts; the messages and formats are utils.formats'), _explore
+(explore_data.py), _report, _synthetic (generated problems: dataset: synthetic).
 Public here: the entry points and the types they return, the prompt helpers (render_prompts is the one
 renderer), explore, generate_problems, and the seams other packages and tests use (resolve_source checks a
 data.dataset without reading it; shared_data_dir; code_version).
@@ -16,14 +17,10 @@ from utils.data._decontaminate import NgramIndex, normalized_words, resolve_eval
 from utils.data._explore import Exploration, answer_kind, explore
 from utils.data._load import LoadedData, load_adapted, load_training_data, prepare_data
 from utils.data._prompts import (
-    PROMPT_FORMATS,
-    SYSTEM_PROMPTS,
     PromptTokenCounter,
-    build_messages,
     prompt_token_counts,
     render_prompt,
     render_prompts,
-    system_prompt,
     tokens_at_most_bytes,
 )
 from utils.data._report import DataReport, FilterStep, PreparedData
@@ -31,10 +28,11 @@ from utils.data._sources import resolve_source
 from utils.data._split import OUTPUT_COLUMNS, split_indices
 from utils.data._synthetic import generate_problems
 
+# Home: utils.formats; re-exported until utils.evaluation._benchmarks and utils.export import it from there.
+from utils.formats import build_messages
+
 __all__ = [
     "OUTPUT_COLUMNS",
-    "PROMPT_FORMATS",
-    "SYSTEM_PROMPTS",
     "DataReport",
     "Exploration",
     "FilterStep",
@@ -59,6 +57,5 @@ __all__ = [
     "resolve_source",
     "shared_data_dir",
     "split_indices",
-    "system_prompt",
     "tokens_at_most_bytes",
 ]

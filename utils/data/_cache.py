@@ -19,7 +19,8 @@ from utils.data._sources import Source, file_stamp
 CACHE_VERSION = 1  # bump when the cache layout changes
 UTILS_DIR = Path(__file__).resolve().parents[1]
 # Packages whose code shapes the cached rows: every *.py in them (new modules included) keys the cache.
-CODE_PACKAGES = ("data", "answers")
+# formats: the system prompts and messages written into each row's `prompt`.
+CODE_PACKAGES = ("data", "answers", "formats")
 
 
 def stable_hash(obj: Any) -> str:

@@ -10,7 +10,7 @@ Pipeline, each step reported with counts:
    solution and light metadata. The heavy OpenR1 columns (generations, messages) are never carried.
 3. filters (see FILTERS), each reported with the rows it removed.
 4. a held-out validation split (the source's own when it has one) and a seeded subset.
-5. `prompt` chat messages (utils.data._prompts) for the rows that ship.
+5. `prompt` chat messages (utils.formats) for the rows that ship.
 The result is cached under data.cache_dir, keyed by the resolved data + prompt sections, the source
 files' size/mtime (or the hub revision), the tokenizer, the decontamination files and this code.
 """
@@ -29,7 +29,6 @@ from utils.data._adapters import Adapter, adapt, make_adapter
 from utils.data._cache import cache_key, load_cached, save_cache
 from utils.data._decontaminate import resolve_eval_set
 from utils.data._filters import apply_filters, make_filter_context
-from utils.data._prompts import system_prompt
 from utils.data._readers import LONG_PASS_ROWS, LONG_READ_BYTES, Reader, progress_bars
 from utils.data._report import DataReport, PreparedData
 from utils.data._sources import Source, resolve_hub_revision, resolve_source
@@ -81,7 +80,6 @@ def prepare_data(data: DataSection, prompt: PromptSection, tokenizer: Any = None
         clock = now
 
     source = resolve_source(data)
-    system_prompt(prompt.format, prompt.system)
     eval_files = [resolve_eval_set(name) for name in data.filters.decontaminate]
     inputs: dict[str, Any] | None = None
     cache_path: Path | None = None

@@ -1,13 +1,5 @@
-"""Chat messages per output format: what the model is asked, and in which layout it should answer.
-
-Two formats:
-- `think_boxed`: reason inside <think>...</think>, then the final answer in \\boxed{} (the layout of
-  OpenR1-Math-220k's DeepSeek-R1 traces, and what our answer extractor reads first);
-- `xml`: <reasoning>...</reasoning><answer>...</answer> (the layout a GSM8K-GRPO checkpoint was trained on).
-
-A prompt is a list of chat messages (system + user); TRL and our evaluation render it through the
-tokenizer's chat template, so the same messages work for any model.
-"""
+"""Prompts as the model sees them: chat messages (utils.formats) rendered through the tokenizer's chat
+template, and their token counts (exact, and PromptTokenCounter's fast exact decisions)."""
 
 from __future__ import annotations
 
@@ -15,43 +7,7 @@ import json
 from typing import Any
 
 from utils.errors import UserError
-
-SYSTEM_PROMPTS: dict[str, str] = {
-    "think_boxed": (
-        "You are a helpful assistant that solves math problems. First think through the problem step by step "
-        "inside <think> </think> tags. Then, after </think>, give a short answer with the final result "
-        "written as \\boxed{ANSWER}."
-    ),
-    # The wording of the widely used GSM8K GRPO recipes, so a checkpoint trained on it sees what it knows.
-    "xml": (
-        "Respond in the following format:\n"
-        "<reasoning>\n...\n</reasoning>\n"
-        "<answer>\n...\n</answer>"
-    ),
-}
-PROMPT_FORMATS: tuple[str, ...] = tuple(SYSTEM_PROMPTS)
-
-Message = dict[str, str]
-
-
-def system_prompt(prompt_format: str, system: str | None = None) -> str:
-    """The system prompt for a format: `system` when given (a recipe's override), else the format's own."""
-    if prompt_format not in SYSTEM_PROMPTS:
-        raise UserError(f"prompt.format: {prompt_format!r} is not one of {', '.join(PROMPT_FORMATS)}")
-    return SYSTEM_PROMPTS[prompt_format] if system is None else system
-
-
-def build_messages(problem: str, prompt_format: str, system: str | None = None) -> list[Message]:
-    """System + user chat messages asking `problem` in `prompt_format` (system prompt overridable).
-
-    An empty `system` ("") leaves the system message out: some chat templates (or experiments) want none.
-    """
-    content = system_prompt(prompt_format, system)
-    messages: list[Message] = []
-    if content:
-        messages.append({"role": "system", "content": content})
-    messages.append({"role": "user", "content": problem.strip()})
-    return messages
+from utils.formats import Message, build_messages
 
 
 def render_prompts(batch: list[list[Message]], tokenizer: Any) -> list[str]:

@@ -9,9 +9,9 @@ from typing import Any
 from utils.config import DataSection, PromptSection
 from utils.data._cache import stable_hash
 from utils.data._filters import FilterContext, apply_filters
-from utils.data._prompts import build_messages, system_prompt
 from utils.data._report import DataReport, FilterStep
 from utils.errors import UserError
+from utils.formats import build_messages
 
 # Every row of train/validation carries these columns (TRL passes them to the reward functions).
 OUTPUT_COLUMNS = ["prompt", "problem", "answer", "solution", "problem_type", "question_type", "source", "id"]
@@ -47,7 +47,6 @@ def output_features() -> Any:
 
 def format_rows(ds: Any, prompt: PromptSection) -> Any:
     """Add the `prompt` chat messages and keep OUTPUT_COLUMNS (in that order)."""
-    system_prompt(prompt.format, prompt.system)  # fail early on an unknown format
     if len(ds) == 0:
         from datasets import Dataset
 

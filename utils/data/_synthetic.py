@@ -22,6 +22,7 @@ from typing import Any
 
 from utils.config import DataSection
 from utils.errors import UserError
+from utils.formats import DEFAULT_FORMAT, get_format
 
 SYNTHETIC = "synthetic"  # the data.dataset value that selects this generator
 # Kinds as the recipe accepts them (one list: DataSection's choices).
@@ -251,7 +252,8 @@ def _row(problem: Problem, level: int, rng: random.Random) -> dict[str, Any]:
     """One row in the OpenR1-Math-220k schema (its 14 columns)."""
     answer = decimal_number(problem.answer) if problem.decimal else latex_number(problem.answer)
     solution = "\n".join([*problem.steps, f"The answer is $\\boxed{{{answer}}}$."])
-    generation = f"<think>\n{chr(10).join(problem.steps)}\n</think>\nThe answer is $\\boxed{{{answer}}}$."
+    # An R1 trace: the default format is R1's own layout (reasoning in think tags, then a boxed answer).
+    generation = get_format(DEFAULT_FORMAT).completion("\n".join(problem.steps), answer)
     return {
         "problem": problem.text, "solution": solution, "answer": answer,
         "problem_type": _TITLES[problem.kind], "question_type": "math-word-problem",

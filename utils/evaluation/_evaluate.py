@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from utils.data import PROMPT_FORMATS
 from utils.errors import UserError
 from utils.evaluation._benchmarks import OPENR1_VAL, LoadedBenchmark, load_benchmark
 from utils.evaluation._generation import HfGenerator, Sampling
@@ -18,6 +17,7 @@ from utils.evaluation._models import EvalModel, eval_tokenizer, load_eval_model
 from utils.evaluation._report import write_report
 from utils.evaluation._runner import BenchmarkRun
 from utils.evaluation._vllm import VllmGenerator
+from utils.formats import DEFAULT_FORMAT, get_format
 
 BACKENDS = ("auto", "hf", "vllm")
 DTYPES = ("auto", "float32", "bfloat16")
@@ -34,7 +34,7 @@ class EvalRequest:
     seed: int = 0
     limit: int | None = None
     max_new_tokens: int | None = None  # None: each benchmark's own budget
-    prompt_format: str | None = None  # None: the run's recipe, else think_boxed
+    prompt_format: str | None = None  # None: the run's recipe, else the default format
     data_dir: Path | None = None
     batch_size: int = 64  # SmolLM2 on 2 CPU cores, 64 GSM8K problems: 118 s at 16, 88 s at 32, 77 s at 64
     dtype: str = "auto"  # auto: bf16 on a GPU or a CPU with native bf16, else fp32; or float32 / bfloat16
@@ -50,8 +50,8 @@ def check_request(request: EvalRequest) -> None:
         raise UserError(f"--limit: must be at least 1, got {request.limit}")
     if request.batch_size < 1:
         raise UserError(f"--batch-size: must be at least 1, got {request.batch_size}")
-    if request.prompt_format is not None and request.prompt_format not in PROMPT_FORMATS:
-        raise UserError(f"--prompt-format: {request.prompt_format!r} is not one of {', '.join(PROMPT_FORMATS)}")
+    if request.prompt_format is not None:
+        get_format(request.prompt_format, key="--prompt-format")
     if request.dtype not in DTYPES:
         raise UserError(f"--dtype: {request.dtype!r} is not one of {', '.join(DTYPES)}")
     if request.backend not in BACKENDS:
@@ -69,7 +69,7 @@ def load_benchmarks(spec: EvalModel, request: EvalRequest) -> list[LoadedBenchma
     tokenizer = None
     if recipe and recipe.data.filters.max_prompt_tokens and OPENR1_VAL in request.benchmarks:
         tokenizer = eval_tokenizer(spec)  # the run's validation split depends on its prompt-token filter
-    prompt_format = request.prompt_format or (recipe.prompt.format if recipe else "think_boxed")
+    prompt_format = request.prompt_format or (recipe.prompt.format if recipe else DEFAULT_FORMAT)
     system = recipe.prompt.system if recipe and not request.prompt_format else None
     loaded = []
     for name in dict.fromkeys(request.benchmarks):

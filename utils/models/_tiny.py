@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from utils.formats import FORMATS
+
 CHATML_TEMPLATE = (
     "{% for message in messages %}"
     "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
@@ -22,8 +24,8 @@ def _corpus() -> list[str]:
         "therefore let step first then total each how many what is compute simplify fraction "
         "user assistant system please reason put your final answer within boxed"
     ).split()
-    latex = [r"\boxed{", r"\frac{", r"\sqrt{", r"\pi", r"\cdot", r"\left(", r"\right)", "<think>", "</think>",
-             "<reasoning>", "</reasoning>", "<answer>", "</answer>", "####"]
+    tags = [tag for fmt in FORMATS.values() for tag in fmt.tags]  # so the tokenizer learns every format's tags
+    latex = [r"\boxed{", r"\frac{", r"\sqrt{", r"\pi", r"\cdot", r"\left(", r"\right)", *tags, "####"]
     lines = []
     for i in range(400):
         a, b = i % 37, (i * 7) % 23

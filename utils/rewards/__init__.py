@@ -21,14 +21,13 @@ with `rewards: {overlong: {weight: 1.0, buffer: 256}}` and `build_reward_functio
 | reasoning_steps | min(1, steps / target) for "Step 1:", "1.", bullets, "First," "Next," "Finally," |
 """
 
-from utils.rewards._common import PROMPT_FORMATS, RewardFunction, completion_text
+from utils.rewards._common import RewardFunction, completion_text
 from utils.rewards._correctness import accuracy, length
 from utils.rewards._format import format_soft, format_strict, tag_count
 from utils.rewards._registry import REWARDS, build_reward_functions, check_reward
 from utils.rewards._shaping import overlong, reasoning_steps, repetition
 
 __all__ = [
-    "PROMPT_FORMATS",
     "REWARDS",
     "RewardFunction",
     "accuracy",

@@ -6,7 +6,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 RewardFunction = Callable[..., list[float | None]]
-PROMPT_FORMATS = ("think_boxed", "xml")
 
 
 def completion_text(completion: Any) -> str:
@@ -25,13 +24,6 @@ def completion_text(completion: Any) -> str:
         ]
         return "".join(parts)
     return str(completion)
-
-
-def prompt_text(prompt: Any) -> str:
-    """All the text a prompt shows the model: a string, or every message's content (system prompt included)."""
-    if isinstance(prompt, (list, tuple)):
-        return "\n".join(str(m.get("content") or "") for m in prompt if isinstance(m, dict))
-    return "" if prompt is None else str(prompt)
 
 
 def _texts(completions: Sequence[Any]) -> list[str]:

@@ -18,7 +18,8 @@ from typing import Any
 
 from utils.answers import NUMBER_PATTERN
 from utils.errors import UserError, first_line
-from utils.rewards._common import PROMPT_FORMATS, RewardFunction
+from utils.formats import get_format
+from utils.rewards._common import RewardFunction
 from utils.rewards._correctness import accuracy, length
 from utils.rewards._format import format_soft, format_strict, tag_count
 from utils.rewards._shaping import overlong, reasoning_steps, repetition
@@ -160,8 +161,7 @@ def build_reward_functions(
     Each function carries `__name__` = the reward's key (registry name or import path), so TRL logs
     `rewards/<name>/mean` apart.
     """
-    if prompt_format not in PROMPT_FORMATS:
-        raise UserError(f"prompt.format: unknown format {prompt_format!r} (choose from {', '.join(PROMPT_FORMATS)})")
+    get_format(prompt_format)  # a recipe's was validated; a caller's own is checked here, before any reward runs
     if not isinstance(spec, dict) or not spec:
         raise UserError(f"rewards: expected a mapping of reward name -> weight, got {spec!r}")
     functions: list[Callable] = []

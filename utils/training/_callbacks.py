@@ -30,7 +30,8 @@ from utils.training._plots import plot_metrics
 from utils.training._run_dir import COMPLETIONS, METRICS, mark_complete, saved_best_accuracy
 
 
-def prompt_text(prompt: Any) -> str:
+def problem_text(prompt: Any) -> str:
+    """The problem a prompt asks: its last user message (a string prompt whole), for completions.jsonl."""
     if isinstance(prompt, list):
         return next((m["content"] for m in reversed(prompt) if m.get("role") == "user"), "")
     return str(prompt)
@@ -69,7 +70,7 @@ class RewardRecorder:
         for i in sorted({j * n // min(k, n) for j in range(min(k, n))}):
             text = completion_text(completions[i])
             out.append({
-                "prompt": prompt_text(prompts[i]),
+                "prompt": problem_text(prompts[i]),
                 "completion": text,
                 "gold": golds[i],
                 "extracted": extract_answer(text),
