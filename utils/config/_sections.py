@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from utils.benchmarks import OPENR1_VAL
+
 
 # `choices` metadata limits a string value to a few names.
 def _choice(default: str, *choices: str) -> Any:
@@ -56,7 +58,7 @@ class FiltersSection:
     parseable_answer: bool = True  # the verifier can read the gold answer
     max_prompt_tokens: int | None = None  # rendered prompt (template + system); needs the tokenizer
     dedupe: bool = True  # exact-duplicate problems (whitespace-insensitive): first kept
-    decontaminate: list[str] = field(default_factory=list)  # math500, gsm8k_test, aime24, amc23 or file paths
+    decontaminate: list[str] = field(default_factory=list)  # gsm8k, math500, aime24, amc23 (utils.benchmarks) or file paths
     decontaminate_ngram: int = 13  # word n-gram size; shorter problems match on their whole text
 
 
@@ -88,7 +90,7 @@ class PromptSection:
 @dataclass
 class EvalSection:
     every_steps: int = 100  # 0 disables evaluation during training
-    benchmark: str = "openr1-val"  # the single-benchmark form; `benchmarks` replaces it
+    benchmark: str = OPENR1_VAL  # the single-benchmark form; `benchmarks` replaces it
     samples: int = 200
     max_new_tokens: int = 1024
     batch_size: int = 16
