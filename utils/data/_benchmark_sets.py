@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from utils.benchmarks import BENCHMARKS, KNOWN, canonical_name, locate_benchmark, unknown_benchmark
+from utils.benchmarks import BENCHMARKS, DATA_DIR_ENV, KNOWN, canonical_name, locate_benchmark, unknown_benchmark
 from utils.config import DataSection
 from utils.data._sources import Source, resolve_source
 from utils.errors import UserError
@@ -21,7 +21,10 @@ def benchmark_source(name: str, data_dir: Path | None, where: str,
     if name in BENCHMARKS:
         at = locate_benchmark(name, data_dir)
         section = _section(at.dataset, at.config, at.benchmark.split, at.benchmark.columns)
-        return section, resolve_source(section)
+        source = resolve_source(section)
+        source.offline_fix = (f"{where} needs {at.benchmark.local} in a data folder (--data-dir, ${DATA_DIR_ENV} "
+                              "or ../shared/data)")
+        return section, source
     path = Path(name).expanduser()
     if not path.exists():
         raise unknown_benchmark(name, where, known)

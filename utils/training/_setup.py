@@ -159,23 +159,27 @@ def check_run_paths(recipe: Recipe) -> str:
     folder can be written; the decontamination sets and watched benchmarks it reads from files are read and
     adapted, those it takes from the hub are named (no network). What would fail after minutes of loading
     fails now, with exit code 2. Returns the data source and those sets, described."""
-    from utils.benchmarks import OPENR1_VAL, find_data_dir
-    from utils.data import benchmark_source, check_benchmark, resolve_eval_set, resolve_source
+    from utils.data import resolve_source
     from utils.training._run_dir import check_writable
 
     check_writable(recipe.run_dir)
     check_model_source(recipe.model.name)
-    described = [resolve_source(recipe.data).describe()]
+    return "; ".join([resolve_source(recipe.data).describe(), *_check_benchmark_sets(recipe)])
+
+
+def _check_benchmark_sets(recipe: Recipe) -> list[str]:
+    """The decontamination sets and watched benchmarks, each read (a local file) or named (a hub dataset)."""
+    from utils.benchmarks import OPENR1_VAL, find_data_dir
+    from utils.data import benchmark_source, check_benchmark, resolve_eval_set
+
     sets = {name: check_benchmark(*resolve_eval_set(name), f"data.filters.decontaminate: '{name}'", gold=False)
-            for name in recipe.data.filters.decontaminate}  # a training row must not be an evaluation problem
+            for name in recipe.data.filters.decontaminate}
     data_dir = find_data_dir()
     watched = [e["name"] for e in recipe.eval.watched() if e["name"] != OPENR1_VAL] if recipe.eval.every_steps else []
     evals = {name: check_benchmark(*benchmark_source(name, data_dir, f"eval: {name}"), f"eval: {name}")
              for name in watched}  # openr1-val is the run's own validation split: read with the data
-    for label, found in (("decontaminate", sets), ("eval", evals)):
-        if found:
-            described.append(f"{label}: " + ", ".join(f"{name} <- {where}" for name, where in found.items()))
-    return "; ".join(described)
+    return [f"{label}: " + ", ".join(f"{name} <- {where}" for name, where in found.items())
+            for label, found in (("decontaminate", sets), ("eval", evals)) if found]
 
 
 def _uses_cpu_bf16_generation(recipe: Recipe, hw: Hardware, config: Any, backend: str) -> bool:
