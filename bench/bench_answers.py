@@ -33,6 +33,7 @@ from report import data_file, peak_rss_mib, write_section
 
 from utils import answers  # noqa: E402 - report puts the repo root on sys.path
 from utils.answers import extract_answer, is_equivalent, verify_all, verify_batch
+from utils.benchmarks import BENCHMARKS
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
 
@@ -187,9 +188,9 @@ def pct(xs: list[float], q: float) -> float:
 
 
 def main() -> int:
-    math500, gsm8k = data_file("math500/math500.jsonl"), data_file("gsm8k/test.jsonl")
+    math500, gsm8k = data_file(BENCHMARKS["math500"].local), data_file(BENCHMARKS["gsm8k"].local)
     if math500 is None or gsm8k is None:
-        print("skipped: no data folder with math500/math500.jsonl and gsm8k/test.jsonl")
+        print("skipped: no data folder with the math500 and gsm8k files")
         return 0
     logging.disable(logging.WARNING)  # math-verify logs every timeout it hits
     true_pairs, mismatched = math500_sets(math500)
