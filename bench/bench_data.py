@@ -39,7 +39,7 @@ def child(source: str, cache_dir: str) -> None:
     from utils.models import build_tokenizer
 
     overrides = [f"data.dataset={source}", f"data.cache_dir={cache_dir}"]
-    if not SHARED_DATA.is_dir():
+    if SHARED_DATA is None:
         overrides.append("data.filters.decontaminate=[]")
     recipe = load_recipe(ROOT / "recipes" / "full.yaml", overrides)
     tokenizer = build_tokenizer()
@@ -107,8 +107,8 @@ def main() -> int:
         "characters, solutions 0.4-2.5k, two generations of 3-7k characters plus the `messages` copy); "
         f"parquet {sizes['parquet']:.0f} MiB, jsonl {sizes['jsonl']:.0f} MiB (generated in {generation:.0f} s, not "
         "counted). Recipe `recipes/full.yaml` (every row that passes, 1000 held out, subset10k's filters"
-        + (", decontamination against math500, gsm8k_test, aime24, amc23" if SHARED_DATA.is_dir()
-           else "; no decontamination: ../shared/data absent") + ") with the tiny test tokenizer for "
+        + (", decontamination against math500, gsm8k, aime24, amc23" if SHARED_DATA
+           else "; no decontamination: no data folder") + ") with the tiny test tokenizer for "
         "`max_prompt_tokens: 512`. Each run in a fresh process; time is the `load_training_data` call, peak "
         "memory the process's peak RSS (the interpreter, torch/transformers imports and the tokenizer "
         "included). Load avg: the machine's 1-minute load average around the run (2 cores, shared with other "

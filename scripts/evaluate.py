@@ -32,7 +32,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--prompt-format", metavar="FORMAT",
                         help=f"{' or '.join(FORMAT_NAMES)} (default: the run's recipe, else {DEFAULT_FORMAT})")
     parser.add_argument("--recipe", help="recipe whose validation split openr1-val is (when MODEL is no run)")
-    parser.add_argument("--data-dir", help="local benchmark copies (default ../shared/data beside the repo, if present)")
+    parser.add_argument("--data-dir", help="local benchmark copies (default $GRPO_MATH_DATA_DIR, else ../shared/data "
+                        "beside the repo when present, else each benchmark's hub dataset)")
     parser.add_argument("--out", help="output folder (default: RUN/eval/CHECKPOINT, else checkpoints/eval/NAME)")
     parser.add_argument("--batch-size", type=int, help="prompts per generate() call (transformers; default 64)")
     parser.add_argument("--backend", default="auto", help="auto (vLLM where installed), hf or vllm")
@@ -45,12 +46,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from utils.benchmarks import find_data_dir
     from utils.config import load_recipe
     from utils.evaluation import (
         EvalRequest,
         benchmark_table,
         check_request,
-        default_data_dir,
         evaluate_model,
         load_benchmarks,
         resolve_model,
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         benchmarks=[b.strip() for b in args.bench.split(",") if b.strip()], samples=args.samples,
         temperature=args.temperature, seed=args.seed, limit=args.limit, max_new_tokens=args.max_new_tokens,
         prompt_format=args.prompt_format, backend=args.backend, dtype=args.dtype, force=args.force,
-        data_dir=Path(args.data_dir) if args.data_dir else default_data_dir(), progress=not args.no_progress,
+        data_dir=find_data_dir(args.data_dir), progress=not args.no_progress,
         **({"batch_size": args.batch_size} if args.batch_size is not None else {}))
     check_request(request)
     spec = resolve_model(args.model)

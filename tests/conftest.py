@@ -1,5 +1,6 @@
 """Shared fixtures: a tiny random Qwen2 + tokenizer (built once per run), the OpenR1-schema sample rows,
-the real data folder ../shared/data (skipped where absent), and a script runner."""
+the real data folder (found as the scripts find it: $GRPO_MATH_DATA_DIR, else ../shared/data; skipped where
+absent), and a script runner."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
 SAMPLE_OPENR1 = ROOT / "data" / "openr1_sample.jsonl"
 OPENR1_COLUMNS = [
     "problem", "solution", "answer", "problem_type", "question_type", "source", "uuid",
@@ -46,9 +46,13 @@ def openr1_rows() -> list[dict]:
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"real data folder {SHARED_DATA} is absent (it ships beside the repo, not in it)")
-    return SHARED_DATA
+    from utils.benchmarks import DATA_DIR_ENV, find_data_dir
+
+    found = find_data_dir()
+    if found is None:
+        pytest.skip(f"no real data folder: ${DATA_DIR_ENV} is unset and ../shared/data is absent (it ships beside "
+                    "the repo, not in it)")
+    return found
 
 
 @pytest.fixture

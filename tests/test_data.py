@@ -521,7 +521,7 @@ def test_decontamination_finds_planted_math500_problems(shared_data, tmp_path, o
     for i, problem in planted.items():
         rows[i]["problem"] = problem
     path = write_jsonl(tmp_path / "planted.jsonl", rows)
-    prepared = prepare(section(path, tmp_path, filters={"decontaminate": ["math500", "gsm8k_test", "aime24", "amc23"]}))
+    prepared = prepare(section(path, tmp_path, filters={"decontaminate": ["math500", "gsm8k", "aime24", "amc23"]}))
     step = next(s for s in prepared.report.steps if s.name == "decontaminate")
     assert step.removed == 3 and step.detail == {"math500": 3}
     assert not {rows[i]["uuid"] for i in planted} & set(prepared.train["id"])
@@ -530,9 +530,11 @@ def test_decontamination_finds_planted_math500_problems(shared_data, tmp_path, o
 def test_known_eval_set_missing_names_the_file(tmp_path, sample, monkeypatch):
     monkeypatch.setenv("GRPO_MATH_DATA_DIR", str(tmp_path / "nowhere"))
     message = error_of(prepare, section(sample, tmp_path, filters={"decontaminate": ["aime24"]}))
-    assert f"'aime24' needs {tmp_path / 'nowhere' / 'competition' / 'aime24.jsonl'}, which is missing" in message
+    assert message == f"$GRPO_MATH_DATA_DIR {tmp_path / 'nowhere'}: no such folder (unset it to read the benchmarks " \
+                      "from the hub)"  # a typo in the variable is not silently taken for "use the hub"
+    monkeypatch.delenv("GRPO_MATH_DATA_DIR")
     message = error_of(prepare, section(sample, tmp_path, filters={"decontaminate": ["mystery"]}))
-    assert "'mystery' is neither a known set (math500, gsm8k_test, aime24, amc23) nor an existing file" in message
+    assert "'mystery': unknown benchmark and no such file (known: gsm8k, math500, aime24, amc23;" in message
 
 
 # ---------------------------------------------------------------------------------------------

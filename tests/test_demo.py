@@ -21,7 +21,8 @@ def load_demo(monkeypatch):
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--set", "data.level=1"], "--set data.*: the demo evaluates the recipe's own held-out problems"),
-    (["--data", "gsm8k", "--data-dir", "/nonexistent"], "--data gsm8k: /nonexistent/gsm8k/train.jsonl"),
+    (["--data", "gsm8k", "--data-dir", "/nonexistent"], "--data-dir /nonexistent: no such folder"),
+    (["--data", "gsm8k", "--data-dir", "/dev"], "--data gsm8k: /dev/gsm8k/train.jsonl and test.jsonl not found"),
     (["--set", "training.learning_rate=-1"], "learning_rate"),
     (["--set", "training.no_such_key=1"], "no_such_key"),
 ])

@@ -1,8 +1,15 @@
 """`scripts/grpo_train.py` as a user runs it: the dry-run plan, and one-line errors with exit code 2."""
 
 import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_dry_run_subset10k_prints_plan(run_script):
@@ -63,11 +70,21 @@ def _adapter_without_base(tmp_path):
     return adapter
 
 
+def _eval_file(tmp_path, text):
+    (tmp_path / "mine.jsonl").write_text(text)
+    return "eval.benchmarks=[{name: " + str(tmp_path / "mine.jsonl") + "}]"
+
+
 # What the run would read only after minutes of loading fails in --dry-run already (exit 2, one line).
 MISSING_PATHS = {
     "data": (lambda tmp: ["data.dataset=" + str(tmp / "nope.jsonl")], "nope.jsonl: file not found"),
     "decontaminate": (lambda tmp: ["data.filters.decontaminate=[" + str(tmp / "evalset.jsonl") + "]"],
                       "data.filters.decontaminate: '"),
+    "eval_missing": (lambda tmp: ["eval.benchmarks=[{name: " + str(tmp / "mine.jsonl") + "}]"],
+                     "eval: {tmp}/mine.jsonl: unknown benchmark and no such file"),
+    "eval_unreadable": (lambda tmp: [_eval_file(tmp, "{not json\n")], "{tmp}/mine.jsonl: line 1: invalid JSON"),
+    "eval_no_gold": (lambda tmp: [_eval_file(tmp, '{"problem": "1+1?", "answer": ""}\n')],
+                     "eval: {tmp}/mine.jsonl: no problems with a gold answer in {tmp}/mine.jsonl"),
     "model": (lambda tmp: ["model.name=" + str(tmp / "no-model")], "model.name: " + "{tmp}/no-model: no such folder"),
     "adapter_base": (lambda tmp: ["model.name=" + str(_adapter_without_base(tmp))],
                      "the adapter's base model: {tmp}/gone: no such folder"),
@@ -92,3 +109,20 @@ def test_dry_run_passes_when_every_path_exists(run_script, tmp_path, tiny_model_
     assert result.returncode == 0, result.stderr
     assert "generation: bf16 merged copy of the policy (CPU)" in result.stdout
     assert not (tmp_path / "runs").exists()
+
+
+def test_dry_run_without_a_data_folder_plans_with_the_hub_copies(tmp_path):
+    """A fresh clone (no ../shared/data beside it, no $GRPO_MATH_DATA_DIR): subset10k's decontamination sets and
+    watched GSM8K are named on the hub, and nothing is fetched (the hub is made unreachable)."""
+    clone = tmp_path / "grpo-math"
+    for part in ("scripts", "utils", "recipes"):
+        shutil.copytree(ROOT / part, clone / part, ignore=shutil.ignore_patterns("__pycache__"))
+    env = {k: v for k, v in os.environ.items() if k != "GRPO_MATH_DATA_DIR"} | {"HF_HUB_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, "scripts/grpo_train.py", "recipes/subset10k.yaml", "--dry-run"],
+                            cwd=clone, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = next(line for line in result.stdout.splitlines() if line.startswith("Data "))
+    assert ("decontaminate: math500 <- HuggingFaceH4/MATH-500 [default] split=test (hub), gsm8k <- openai/gsm8k "
+            "[main] split=test (hub), aime24 <- HuggingFaceH4/aime_2024 [default] split=train (hub), amc23 <- "
+            "math-ai/amc23 [default] split=test (hub)") in data
+    assert "eval: gsm8k <- openai/gsm8k [main] split=test (hub)" in data

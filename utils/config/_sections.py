@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from utils.benchmarks import OPENR1_VAL
 from utils.formats import DEFAULT_FORMAT, FORMAT_NAMES
 
 
@@ -58,7 +59,7 @@ class FiltersSection:
     parseable_answer: bool = True  # the verifier can read the gold answer
     max_prompt_tokens: int | None = None  # rendered prompt (template + system); needs the tokenizer
     dedupe: bool = True  # exact-duplicate problems (whitespace-insensitive): first kept
-    decontaminate: list[str] = field(default_factory=list)  # math500, gsm8k_test, aime24, amc23 or file paths
+    decontaminate: list[str] = field(default_factory=list)  # gsm8k, math500, aime24, amc23 (utils.benchmarks) or file paths
     decontaminate_ngram: int = 13  # word n-gram size; shorter problems match on their whole text
 
 
@@ -90,7 +91,7 @@ class PromptSection:
 @dataclass
 class EvalSection:
     every_steps: int = 100  # 0 disables evaluation during training
-    benchmark: str = "openr1-val"  # the single-benchmark form; `benchmarks` replaces it
+    benchmark: str = OPENR1_VAL  # the single-benchmark form; `benchmarks` replaces it
     samples: int = 200
     max_new_tokens: int = 1024
     batch_size: int = 16

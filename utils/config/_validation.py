@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from utils.answers import NUMBER_PATTERN
+from utils.benchmarks import KNOWN, OPENR1_VAL, canonical_name, unknown_benchmark
 from utils.config._sections import (
     DEFAULT_REWARDS,
     SECTIONS,
@@ -280,6 +281,7 @@ def _check_consistency(recipe: Recipe, where: str) -> None:
             "(or 'solution') column, e.g. {problem: question, answer: final_answer}"
         )
     filters = recipe.data.filters
+    filters.decontaminate = [canonical_name(name) for name in filters.decontaminate]  # gsm8k_test: a note
     if filters.decontaminate_ngram < 1:
         raise UserError(f"{where}: data.filters.decontaminate_ngram: must be >= 1, got {filters.decontaminate_ngram}")
     if filters.max_prompt_tokens is not None and filters.max_prompt_tokens <= 0:
@@ -312,9 +314,7 @@ EVAL_ENTRY_KEYS = {"name": str, "samples": int, "max_new_tokens": int}
 
 
 def _check_eval_benchmarks(section: Any, where: str) -> None:
-    """eval.benchmarks entries ({name, samples, max_new_tokens}), their names, and eval.best_by."""
-    from utils.evaluation import KNOWN  # lazy: the evaluation package imports this one
-
+    """eval.benchmarks entries ({name, samples, max_new_tokens}), their names (old ones renamed), eval.best_by."""
     for i, entry in enumerate(section.benchmarks or []):
         key = f"eval.benchmarks[{i}]"
         if not isinstance(entry, dict) or "name" not in entry:
@@ -323,14 +323,15 @@ def _check_eval_benchmarks(section: Any, where: str) -> None:
             if field_name not in EVAL_ENTRY_KEYS:
                 raise UserError(f"{where}: {_unknown_key_message(str(field_name), EVAL_ENTRY_KEYS, key)}")
             coerce(value, EVAL_ENTRY_KEYS[field_name], f"{key}.{field_name}", where)
-    if section.benchmarks and section.benchmark != "openr1-val":
+        entry["name"] = canonical_name(entry["name"])
+    section.benchmark = canonical_name(section.benchmark)
+    section.best_by = section.best_by and canonical_name(section.best_by)
+    if section.benchmarks and section.benchmark != OPENR1_VAL:
         raise UserError(f"{where}: eval.benchmark: not used with eval.benchmarks (list {section.benchmark} there)")
     names = [e["name"] for e in section.watched()]
     for name, entry in zip(names, section.watched(), strict=True):
         if name not in KNOWN and not Path(name).expanduser().exists():
-            close = difflib.get_close_matches(name, KNOWN, n=1)
-            hint = f"did you mean '{close[0]}'? " if close else ""
-            raise UserError(f"{where}: eval: {name}: unknown benchmark and no such file ({hint}known: {', '.join(KNOWN)})")
+            raise unknown_benchmark(name, f"{where}: eval: {name}")
         if entry["samples"] <= 0 or entry["max_new_tokens"] <= 0:
             raise UserError(f"{where}: eval: {name}: samples and max_new_tokens must be positive")
     twice = [n for i, n in enumerate(names) if n in names[:i]]

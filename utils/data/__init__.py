@@ -3,19 +3,28 @@
     prepared = load_training_data(recipe, tokenizer)   # -> PreparedData(.train, .validation, .report)
 
 Modules, one job each: _sources (where rows come from), _readers (reading them), _adapters (schemas),
-_filters, _decontaminate, _split (validation split, subset, prompt formatting), _cache, _load (the entry
-points), _prompts (rendering and counting prompts; the messages and formats are utils.formats'), _explore
-(explore_data.py), _report, _synthetic (generated problems: dataset: synthetic).
+_filters, _decontaminate, _benchmark_sets (benchmark sets as sources), _split (validation split, subset, prompt
+formatting), _cache, _load (the entry points), _prompts (rendering and counting prompts; the messages and formats
+are utils.formats'), _explore (explore_data.py), _report, _synthetic (generated problems: dataset: synthetic).
 Public here: the entry points and the types they return, the prompt helpers (render_prompts is the one
 renderer), explore, generate_problems, and the seams other packages and tests use (resolve_source checks a
-data.dataset without reading it; shared_data_dir; code_version).
+data.dataset without reading it; benchmark_source, read_benchmark and check_benchmark read benchmark sets
+for evaluation and the dry run as decontamination does; code_version).
 """
 
 from utils.data._adapters import detect_format
+from utils.data._benchmark_sets import benchmark_source
 from utils.data._cache import code_version
-from utils.data._decontaminate import NgramIndex, normalized_words, resolve_eval_set, shared_data_dir
+from utils.data._decontaminate import NgramIndex, normalized_words, resolve_eval_set
 from utils.data._explore import Exploration, answer_kind, explore
-from utils.data._load import LoadedData, load_adapted, load_training_data, prepare_data
+from utils.data._load import (
+    LoadedData,
+    check_benchmark,
+    load_adapted,
+    load_training_data,
+    prepare_data,
+    read_benchmark,
+)
 from utils.data._prompts import (
     PromptTokenCounter,
     prompt_token_counts,
@@ -41,7 +50,9 @@ __all__ = [
     "PreparedData",
     "PromptTokenCounter",
     "answer_kind",
+    "benchmark_source",
     "build_messages",
+    "check_benchmark",
     "code_version",
     "detect_format",
     "explore",
@@ -51,11 +62,11 @@ __all__ = [
     "normalized_words",
     "prepare_data",
     "prompt_token_counts",
+    "read_benchmark",
     "render_prompt",
     "render_prompts",
     "resolve_eval_set",
     "resolve_source",
-    "shared_data_dir",
     "split_indices",
     "tokens_at_most_bytes",
 ]

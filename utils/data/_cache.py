@@ -14,7 +14,7 @@ from typing import Any
 
 from utils.config import DataSection, PromptSection
 from utils.data._report import DataReport, PreparedData
-from utils.data._sources import Source, file_stamp
+from utils.data._sources import Source
 
 CACHE_VERSION = 1  # bump when the cache layout changes
 UTILS_DIR = Path(__file__).resolve().parents[1]
@@ -57,7 +57,7 @@ def tokenizer_fingerprint(tokenizer: Any) -> str | None:
 
 
 def cache_key(data: DataSection, prompt: PromptSection, source: Source, tokenizer: Any,
-              eval_files: Sequence[Path]) -> tuple[str, dict[str, Any]]:
+              eval_sets: Sequence[Source]) -> tuple[str, dict[str, Any]]:
     """The cache key and what went into it (written beside the cache for anyone wondering)."""
     section = dataclasses.asdict(data)
     for key in ("cache", "cache_dir"):
@@ -68,7 +68,7 @@ def cache_key(data: DataSection, prompt: PromptSection, source: Source, tokenize
         "source": source.fingerprint(),
         # Only the token filter depends on the tokenizer: no reason to rebuild for another model otherwise.
         "tokenizer": tokenizer_fingerprint(tokenizer) if data.filters.max_prompt_tokens is not None else None,
-        "eval_sets": [file_stamp(p) for p in eval_files],
+        "eval_sets": [s.fingerprint() for s in eval_sets],  # decontamination sets: files or hub revisions
         "code": code_version(),
     }
     return stable_hash(inputs), inputs

@@ -1,34 +1,21 @@
-"""Decontamination: word n-gram index of evaluation problems (known sets in the shared data folder, or files)."""
+"""Decontamination: word n-gram index of evaluation problems (named benchmarks or files).
+
+A named set is read where evaluation reads it (utils.benchmarks: its copy in the data folder, else its hub
+dataset, through the same readers as training data), so a fresh clone without ../shared/data still runs.
+"""
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 
+from utils.benchmarks import BENCHMARKS, benchmark_label, find_data_dir
 from utils.config import DataSection
 from utils.data._adapters import make_adapter
+from utils.data._benchmark_sets import benchmark_source
 from utils.data._readers import Reader
 from utils.data._sources import Source
 from utils.errors import UserError
-
-ROOT = Path(__file__).resolve().parents[2]
-# The real data folder beside the repository (never copied into it); GRPO_MATH_DATA_DIR points elsewhere.
-DATA_DIR_ENV = "GRPO_MATH_DATA_DIR"
-# Evaluation sets for decontamination, by name: files in the shared data folder.
-EVAL_SETS: dict[str, str] = {
-    "math500": "math500/math500.jsonl",
-    "gsm8k_test": "gsm8k/test.jsonl",
-    "aime24": "competition/aime24.jsonl",
-    "amc23": "competition/amc23.jsonl",
-}
-
-
-def shared_data_dir() -> Path:
-    """The shared real-data folder: $GRPO_MATH_DATA_DIR, else ../shared/data beside the repository."""
-    return Path(os.environ.get(DATA_DIR_ENV) or ROOT.parent / "shared" / "data").expanduser()
-
 
 _WORD = re.compile(r"\w+")
 
@@ -77,42 +64,27 @@ class NgramIndex:
         return next(self.grams[g] for g in self._grams(words) if g in self.grams)
 
 
-def resolve_eval_set(name_or_path: str) -> Path:
-    """A decontamination set: a known name (files in ../shared/data) or a file path."""
-    if name_or_path in EVAL_SETS:
-        path = shared_data_dir() / EVAL_SETS[name_or_path]
-        if not path.is_file():
-            raise UserError(
-                f"data.filters.decontaminate: '{name_or_path}' needs {path}, which is missing "
-                "(the shared data folder sits beside the repository; or give the set's file path)"
-            )
-        return path
-    path = Path(name_or_path).expanduser()
-    if not path.is_file():
-        raise UserError(
-            f"data.filters.decontaminate: '{name_or_path}' is neither a known set "
-            f"({', '.join(EVAL_SETS)}) nor an existing file"
-        )
-    return path
+def resolve_eval_set(name_or_path: str) -> tuple[DataSection, Source]:
+    """A decontamination set: a benchmark name (its copy in the data folder, else the hub) or a file path."""
+    where = f"data.filters.decontaminate: '{name_or_path}'"
+    return benchmark_source(name_or_path, find_data_dir(), where, tuple(BENCHMARKS))
 
 
-def eval_problems(path: Path) -> list[str]:
-    """The problem texts of an evaluation file, through the same readers and schema adapters."""
-    source = Source("files", str(path), files=[path], path=path)
+def eval_problems(section: DataSection, source: Source) -> list[str]:
+    """The problem texts of an evaluation set, through the same readers and schema adapters."""
     reader = Reader(source, None, progress=False)
-    adapter = make_adapter(reader.columns(), DataSection(dataset=str(path), format="auto"), str(path))
+    adapter = make_adapter(reader.columns(), section, source.name)
     column = adapter.mapping["problem"]
     return [str(p) for p in reader.read([column])[column] if p]
 
 
-def build_ngram_index(sets: Sequence[str], n: int) -> tuple[NgramIndex, list[Path]]:
+def build_ngram_index(sets: Sequence[str], n: int) -> tuple[NgramIndex, list[Source]]:
     index = NgramIndex(n)
-    paths = []
+    sources = []
     for name in sets:
-        path = resolve_eval_set(name)
-        paths.append(path)
-        label = name if name in EVAL_SETS else path.stem
-        for problem in eval_problems(path):
+        section, source = resolve_eval_set(name)
+        sources.append(source)
+        label = benchmark_label(name)
+        for problem in eval_problems(section, source):
             index.add(problem, label)
-    return index, paths
-
+    return index, sources

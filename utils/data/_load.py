@@ -1,5 +1,6 @@
 """The entry points: load_training_data (a recipe's train + validation rows, cached), prepare_data (the
-same from the data + prompt sections) and load_adapted (read + adapt only, for explore_data).
+same from the data + prompt sections), load_adapted (read + adapt only, for explore_data), read_benchmark
+(a benchmark set's rows, for evaluation) and check_benchmark (a dry run's read of one).
 
 Pipeline, each step reported with counts:
 1. source: a hub id (`open-r1/OpenR1-Math-220k` with config default | extended | all), or local files:
@@ -26,6 +27,7 @@ from typing import Any
 
 from utils.config import DataSection, PromptSection, Recipe
 from utils.data._adapters import Adapter, adapt, make_adapter
+from utils.data._benchmark_sets import benchmark_source
 from utils.data._cache import cache_key, load_cached, save_cache
 from utils.data._decontaminate import resolve_eval_set
 from utils.data._filters import apply_filters, make_filter_context
@@ -33,6 +35,7 @@ from utils.data._readers import LONG_PASS_ROWS, LONG_READ_BYTES, Reader, progres
 from utils.data._report import DataReport, PreparedData
 from utils.data._sources import Source, resolve_hub_revision, resolve_source
 from utils.data._split import format_rows, no_rows_left, split_rows
+from utils.errors import UserError
 
 
 @dataclass
@@ -80,13 +83,16 @@ def prepare_data(data: DataSection, prompt: PromptSection, tokenizer: Any = None
         clock = now
 
     source = resolve_source(data)
-    eval_files = [resolve_eval_set(name) for name in data.filters.decontaminate]
+    eval_sets = [source for _, source in map(resolve_eval_set, data.filters.decontaminate)]
     inputs: dict[str, Any] | None = None
     cache_path: Path | None = None
     if data.cache:
         if source.kind == "hub":
             resolve_hub_revision(source)  # the hub revision keys the cache
-        key, inputs = cache_key(data, prompt, source, tokenizer, eval_files)
+        for eval_set in eval_sets:
+            if eval_set.kind == "hub":
+                resolve_hub_revision(eval_set)  # a decontamination set from the hub: its revision too
+        key, inputs = cache_key(data, prompt, source, tokenizer, eval_sets)
         cache_path = Path(data.cache_dir) / key
         cached = load_cached(cache_path) if cache_path.is_dir() else None
         if cached is not None:
@@ -135,3 +141,21 @@ def load_training_data(recipe: Recipe, tokenizer: Any = None) -> PreparedData:
     report says so (explore_data.py and dry runs have no model at hand). Raises UserError on bad data.
     """
     return prepare_data(recipe.data, recipe.prompt, tokenizer)
+
+
+def read_benchmark(name: str, data_dir: Path | None, where: str) -> LoadedData:
+    """A benchmark's adapted rows: a named one from its copy in `data_dir`, else its hub dataset; or a file or
+    folder (its test split, else its train split). `where` starts the message of an unknown name."""
+    section, source = benchmark_source(name, data_dir, where)
+    return load_adapted(section, progress=False, source=source)
+
+
+def check_benchmark(section: DataSection, source: Source, where: str, gold: bool = True) -> str:
+    """A dry run's check of a benchmark set the run will read: a local file is read and adapted (with `gold`,
+    it must hold a problem with a gold answer); a hub dataset is only named, without a network call.
+    Returns where the set is read from, in words."""
+    if source.kind != "hub":
+        rows = load_adapted(section, progress=False, source=source).rows
+        if gold and not any(rows["answer"]):
+            raise UserError(f"{where}: no problems with a gold answer in {source.describe()}")
+    return source.describe()

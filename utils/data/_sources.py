@@ -35,6 +35,8 @@ class Source:
     split: str = "train"
     revision: str | None = None
     generator: dict[str, Any] = field(default_factory=dict)  # synthetic: kind, n, level, seed
+    offline_fix: str = ("give a local path in data.dataset (a .jsonl/.json/.parquet file, a folder of them, or a "
+                        "saved datasets folder)")  # what to do when a hub source is out of reach
 
     def describe(self) -> str:
         if self.kind == "synthetic":
@@ -218,8 +220,7 @@ def resolve_hub_revision(source: Source) -> str:
     reason = hub_unreachable_reason()
     if reason:
         raise UserError(
-            f"{source.name}: no such local file or folder, and the hub is out of reach ({reason}): give a local "
-            "path in data.dataset (a .jsonl/.json/.parquet file, a folder of them, or a saved datasets folder)"
+            f"{source.name}: no such local file or folder, and the hub is out of reach ({reason}): {source.offline_fix}"
         )
     from huggingface_hub import HfApi
 

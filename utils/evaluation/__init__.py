@@ -1,16 +1,8 @@
-"""Evaluation: benchmarks by name, batched generation (transformers, vLLM), metrics, resumable runs, reports."""
+"""Evaluation: benchmarks as rows (names and the data folder: utils.benchmarks), batched generation
+(transformers, vLLM), metrics, resumable runs, reports."""
 
 from utils.evaluation._accuracy import EvalResult, evaluate_accuracy
-from utils.evaluation._benchmarks import (
-    BENCHMARKS,
-    KNOWN,
-    OPENR1_VAL,
-    Benchmark,
-    LoadedBenchmark,
-    benchmark_label,
-    default_data_dir,
-    load_benchmark,
-)
+from utils.evaluation._benchmarks import LoadedBenchmark, load_benchmark
 from utils.evaluation._compare import Evaluated, compare, find_evaluation, flips, write_comparison
 from utils.evaluation._evaluate import (
     EvalRequest,
@@ -38,10 +30,6 @@ from utils.evaluation._vllm import VllmGenerator
 from utils.evaluation._watch import WatchedSet, watched_sets
 
 __all__ = [
-    "BENCHMARKS",
-    "KNOWN",
-    "OPENR1_VAL",
-    "Benchmark",
     "BenchmarkRun",
     "EvalModel",
     "Evaluated",
@@ -53,12 +41,10 @@ __all__ = [
     "Sampling",
     "VllmGenerator",
     "WatchedSet",
-    "benchmark_label",
     "benchmark_table",
     "by_problem",
     "check_request",
     "compare",
-    "default_data_dir",
     "difference_interval",
     "eval_dtype",
     "eval_tokenizer",

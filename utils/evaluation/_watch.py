@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from utils.benchmarks import OPENR1_VAL, benchmark_label, find_data_dir
 from utils.config import Recipe
-from utils.evaluation._benchmarks import OPENR1_VAL, benchmark_label, default_data_dir, load_benchmark
+from utils.evaluation._benchmarks import load_benchmark
 
 
 @dataclass
@@ -30,7 +31,7 @@ def watched_sets(recipe: Recipe, validation: Any) -> list[WatchedSet]:
                 continue
             rows = list(validation.select(range(min(samples, len(validation)))))
         else:
-            rows = load_benchmark(name, recipe.prompt.format, recipe.prompt.system, default_data_dir(),
+            rows = load_benchmark(name, recipe.prompt.format, recipe.prompt.system, find_data_dir(),
                                   limit=samples).rows
         sets.append(WatchedSet(benchmark_label(name), rows, entry["max_new_tokens"]))
     return sets

@@ -155,18 +155,31 @@ def reward_weights(recipe: Recipe) -> list[float]:
 
 
 def check_run_paths(recipe: Recipe) -> str:
-    """Every path the run will read exists (the model or adapter and its base, the data source, the
-    decontamination sets) and the run folder can be written. What would fail after minutes of loading
-    fails now, with exit code 2. Returns the data source, described."""
-    from utils.data import resolve_eval_set, resolve_source
+    """Every path the run will read exists (the model or adapter and its base, the data source) and the run
+    folder can be written; the decontamination sets and watched benchmarks it reads from files are read and
+    adapted, those it takes from the hub are named (no network). What would fail after minutes of loading
+    fails now, with exit code 2. Returns the data source and those sets, described."""
+    from utils.data import resolve_source
     from utils.training._run_dir import check_writable
 
     check_writable(recipe.run_dir)
     check_model_source(recipe.model.name)
-    source = resolve_source(recipe.data)
-    for name in recipe.data.filters.decontaminate:
-        resolve_eval_set(name)
-    return source.describe()
+    return "; ".join([resolve_source(recipe.data).describe(), *_check_benchmark_sets(recipe)])
+
+
+def _check_benchmark_sets(recipe: Recipe) -> list[str]:
+    """The decontamination sets and watched benchmarks, each read (a local file) or named (a hub dataset)."""
+    from utils.benchmarks import OPENR1_VAL, find_data_dir
+    from utils.data import benchmark_source, check_benchmark, resolve_eval_set
+
+    sets = {name: check_benchmark(*resolve_eval_set(name), f"data.filters.decontaminate: '{name}'", gold=False)
+            for name in recipe.data.filters.decontaminate}
+    data_dir = find_data_dir()
+    watched = [e["name"] for e in recipe.eval.watched() if e["name"] != OPENR1_VAL] if recipe.eval.every_steps else []
+    evals = {name: check_benchmark(*benchmark_source(name, data_dir, f"eval: {name}"), f"eval: {name}")
+             for name in watched}  # openr1-val is the run's own validation split: read with the data
+    return [f"{label}: " + ", ".join(f"{name} <- {where}" for name, where in found.items())
+            for label, found in (("decontaminate", sets), ("eval", evals)) if found]
 
 
 def _uses_cpu_bf16_generation(recipe: Recipe, hw: Hardware, config: Any, backend: str) -> bool:
