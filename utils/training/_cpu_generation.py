@@ -5,7 +5,8 @@ one of the ~200 LoRA wrappers adds small matmuls and Python work per decoded tok
 SmolLM2-135M (2 cores, 8 x 64 tokens): 7-8 s through the PEFT model, 4.4 s from this copy (+0.3 s sync).
 The copy is refreshed from the trained weights (base + scaling * B @ A, as PEFT's merge computes it)
 only when an optimizer step changed them, the same merge-then-sync pattern TRL uses for vLLM. Training
-itself is untouched: losses and gradients still come from the PEFT model under bf16 autocast.
+itself is untouched: losses and gradients still come from the PEFT model, in the run's precision. Used where
+training is in bf16 (a CPU with native bf16, utils.training.cpu_precision) or the recipe asks for it.
 """
 
 from __future__ import annotations
