@@ -25,7 +25,9 @@ class Bf16GenerationCopy(TrainerCallback):
     tell: fused AdamW, the Trainer's default on CPU, updates weights without bumping them.
     """
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, dtype: Any = None) -> None:
+        """`dtype`: the copy's, bf16 unless given (bench/bench_cpu_step.py times an fp32 copy on CPUs without
+        native bf16, where a bf16 copy is slow)."""
         import torch
         from peft.tuners.lora import LoraLayer
         from transformers import AutoModelForCausalLM
@@ -33,7 +35,7 @@ class Bf16GenerationCopy(TrainerCallback):
         self.base = model.get_base_model() if hasattr(model, "get_base_model") else model
         # found once: a sync runs after every optimizer step
         self._lora_layers = {name: m for name, m in self.base.named_modules() if isinstance(m, LoraLayer)}
-        self.copy = AutoModelForCausalLM.from_config(self.base.config, dtype=torch.bfloat16)
+        self.copy = AutoModelForCausalLM.from_config(self.base.config, dtype=dtype or torch.bfloat16)
         self.copy.generation_config = self.base.generation_config
         self.copy.eval().requires_grad_(False)
         self._targets = dict(self.copy.named_parameters())
@@ -81,9 +83,10 @@ class Bf16GenerationCopy(TrainerCallback):
             return self.copy.generate(*args, **kwargs)
 
 
-def use_generation_copy(trainer: Any) -> Bf16GenerationCopy:
-    """Route the trainer model's `generate` (TRL's sampling, our evaluation) through a synced bf16 copy."""
-    copy = Bf16GenerationCopy(trainer.model)
+def use_generation_copy(trainer: Any, dtype: Any = None) -> Bf16GenerationCopy:
+    """Route the trainer model's `generate` (TRL's sampling, our evaluation) through a synced bf16 copy
+    (or one in `dtype`)."""
+    copy = Bf16GenerationCopy(trainer.model, dtype)
     trainer.model.generate = copy.generate
     trainer.add_callback(copy)
     return copy
