@@ -193,7 +193,7 @@ def cpu_precision(recipe: Recipe, hw: Hardware, config: Any, backend: str) -> tu
     copy_set = m.cpu_bf16_generation is not None
     copy_possible = backend == "hf" and not config.use_vllm and not m.load_in_4bit and not shards_the_model()
     bf16_copy = copy_possible and bool(m.cpu_bf16_generation if copy_set else config.bf16)
-    _warn_bf16_without_native(recipe, hw)
+    _warn_bf16_without_native(recipe, hw, copy_possible)
     copy_line = f"model.cpu_bf16_generation: {str(bf16_copy).lower()}" if copy_possible and not copy_set else ""
     if "bf16" in recipe.training:
         return bf16_copy, [f"{copy_line} (as the recipe's training.bf16; set it to choose)"] if copy_line else []
@@ -204,10 +204,12 @@ def cpu_precision(recipe: Recipe, hw: Hardware, config: Any, backend: str) -> tu
                        "to choose)"]
 
 
-def _warn_bf16_without_native(recipe: Recipe, hw: Hardware) -> None:
-    """One line, from the main process, when the recipe asks bf16 of a CPU that computes it slowly."""
+def _warn_bf16_without_native(recipe: Recipe, hw: Hardware, copy_possible: bool) -> None:
+    """One line, from the main process, when the recipe asks bf16 of a CPU that computes it slowly (the copy:
+    only where the run would use one)."""
+    copy = recipe.model.cpu_bf16_generation and copy_possible
     asked = [key for key, value in (("training.bf16", recipe.training.get("bf16")),
-                                    ("model.cpu_bf16_generation", recipe.model.cpu_bf16_generation)) if value is True]
+                                    ("model.cpu_bf16_generation", copy)) if value is True]
     if asked and not hw.cpu.bf16 and is_main_process():
         logger.warning("warning: %s: true, as the recipe says, on a %s: bf16 matmuls run through PyTorch's scalar "
                        "GEMM there, ~10x slower than fp32 (leave %s out to let the machine decide)",
