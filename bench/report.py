@@ -64,12 +64,14 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def write_section(name: str, title: str, command: str, body: str) -> Path:
-    """Replace (or append) the section `name` of docs/BENCHMARKS.md with a dated, reproducible block."""
+def write_section(name: str, title: str, command: str, body: str, details: dict[str, str] | None = None) -> Path:
+    """Replace (or append) the section `name` of docs/BENCHMARKS.md with a dated, reproducible block
+    (`details`: more header lines, e.g. the CPU's precision abilities where the numbers depend on them)."""
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    extra = "".join(f"- {key}: {value}\n" for key, value in (details or {}).items())
     block = (
         f"<!-- bench:{name} -->\n## {title}\n\n"
-        f"- command: `{command}`\n- machine: {machine()}\n- date: {stamp}\n\n{body.strip()}\n"
+        f"- command: `{command}`\n- machine: {machine()}\n{extra}- date: {stamp}\n\n{body.strip()}\n"
         f"<!-- /bench:{name} -->"
     )
     BENCHMARKS_MD.parent.mkdir(parents=True, exist_ok=True)

@@ -67,3 +67,28 @@ def run_script():
         )
 
     return run
+
+
+@pytest.fixture
+def cpu_kind(monkeypatch: pytest.MonkeyPatch):
+    """Make torch's own CPU checks report a given CPU, probed afresh: `cpu_kind("AVX2", native_bf16=False)`
+    returns detect_hardware() as it reads on such a CPU without CUDA (GRPO_MATH_CPU_BF16 unset unless `forced`)."""
+    import torch
+
+    from utils.models import CPU_BF16_ENV, detect_hardware
+    from utils.models._hardware import _probe
+
+    def make(capability: str, native_bf16: bool, forced: str | None = None):
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+        monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+        monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: native_bf16)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: native_bf16, raising=False)
+        if forced is None:
+            monkeypatch.delenv(CPU_BF16_ENV, raising=False)
+        else:
+            monkeypatch.setenv(CPU_BF16_ENV, forced)
+        _probe.cache_clear()
+        return detect_hardware()
+
+    yield make
+    _probe.cache_clear()  # the next caller probes the real machine again

@@ -89,3 +89,25 @@ def test_training_samples_from_the_synced_copy(tiny_model_dir, tmp_path, enabled
     run.train()
     if enabled:
         assert copy.syncs == 3  # one generation per step, each after the previous step's update
+
+
+def test_a_cpu_without_native_bf16_trains_in_fp32_with_the_other_cpu_speed_ups(tiny_model_dir, tmp_path, monkeypatch):
+    from trl.trainer import utils as trl_utils
+
+    from utils.config import load_recipe
+    from utils.training import prepare_training
+
+    monkeypatch.setenv("GRPO_MATH_CPU_BF16", "0")  # the decision of an AVX2-only CPU, on any CPU
+    recipe = load_recipe(Path(__file__).resolve().parents[1] / "recipes" / "smoke_cpu.yaml", [
+        f"model.name={tiny_model_dir}", f"output.dir={tmp_path}", "eval.every_steps=0", "training.max_steps=2",
+        "rewards.tests.grpo_helpers.varying_length_reward=1.0",  # a reward that varies: a real gradient
+    ])
+    run = prepare_training(recipe, force=True, progress=False)
+    assert run.trainer.accelerator.mixed_precision == "no"  # no bf16 autocast
+    assert not isinstance(getattr(run.trainer.model.generate, "__self__", None), Bf16GenerationCopy)  # fp32 policy
+    assert not run.trainer.args.gradient_checkpointing and trl_utils._use_triton(torch.device("cpu"))
+    before = {n: p.detach().clone() for n, p in run.trainer.model.named_parameters() if "lora_B" in n}
+    run.train()
+    after = dict(run.trainer.model.named_parameters())
+    assert all(after[n].dtype == torch.float32 for n in before)
+    assert any(not torch.equal(before[n], after[n].detach()) for n in before)  # it learned, in fp32

@@ -103,7 +103,8 @@ def test_dry_run_checks_every_path_the_run_reads(run_script, tmp_path, tiny_mode
     assert not (tmp_path / "runs").exists()
 
 
-def test_dry_run_passes_when_every_path_exists(run_script, tmp_path, tiny_model_dir):
+def test_dry_run_passes_when_every_path_exists(run_script, tmp_path, tiny_model_dir, monkeypatch):
+    monkeypatch.setenv("GRPO_MATH_CPU_BF16", "1")  # as on a CPU with native bf16, whichever CPU runs the tests
     result = run_script("grpo_train", "recipes/smoke_cpu.yaml", "--set", f"model.name={tiny_model_dir}",
                         "--set", f"output.dir={tmp_path / 'runs'}", "--dry-run")
     assert result.returncode == 0, result.stderr

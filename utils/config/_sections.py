@@ -29,7 +29,9 @@ class ModelSection:
     backend: str = _choice("auto", "auto", "unsloth", "hf")
     load_in_4bit: bool = False
     fast_inference: bool = False  # vLLM-backed generation (unsloth backend / TRL use_vllm)
-    cpu_bf16_generation: bool = True  # CPU + bf16 training: sample from a merged bf16 copy (utils/cpu_generation)
+    # CPU: sample from a merged bf16 copy (utils/training/_cpu_generation); None: where training is in bf16,
+    # which the CPU decides (utils.training.cpu_precision). Set, it is obeyed.
+    cpu_bf16_generation: bool | None = None
     max_seq_length: int = 1536
     gpu_memory_utilization: float = 0.5
     max_lora_rank: int | None = None  # defaults to lora.r

@@ -19,6 +19,7 @@ from utils.evaluation._report import write_report
 from utils.evaluation._runner import BenchmarkRun
 from utils.evaluation._vllm import VllmGenerator
 from utils.formats import DEFAULT_FORMAT, get_format
+from utils.models import Hardware, detect_hardware
 
 BACKENDS = ("auto", "hf", "vllm")
 DTYPES = ("auto", "float32", "bfloat16")
@@ -95,18 +96,18 @@ def make_generator(spec: EvalModel, request: EvalRequest) -> Any:
     return HfGenerator(model, tokenizer, request.batch_size)
 
 
-def eval_dtype(choice: str) -> str:
+def eval_dtype(choice: str, hw: Hardware | None = None) -> str:
     """The weights' dtype for transformers generation. `auto` is bf16 where the hardware computes it natively: a
-    GPU (as training does), or a CPU with bf16 instructions, where it is about 1.6x faster than fp32 (SmolLM2, 64
-    GSM8K problems at batch 64: 48 s vs 77 s) and matches what vLLM computes. Greedy text can differ from fp32
-    in places; `--dtype float32` reproduces fp32 results exactly."""
+    GPU (as training does), or a CPU with bf16 instructions (training's decision: `hw.cpu.bf16`, which
+    GRPO_MATH_CPU_BF16 forces), where it is about 1.6x faster than fp32 (SmolLM2, 64 GSM8K problems at batch
+    64: 48 s vs 77 s) and matches what vLLM computes. Greedy text can differ from fp32 in places;
+    `--dtype float32` reproduces fp32 results exactly."""
     if choice != "auto":
         return choice
-    import torch
-
-    if torch.cuda.is_available():
+    hw = hw or detect_hardware()
+    if hw.cuda:
         return "auto"  # utils.models.torch_dtype: bf16, or fp16 on cards without bf16
-    return "bfloat16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "float32"
+    return "bfloat16" if hw.cpu.bf16 else "float32"
 
 
 def evaluate_model(spec: EvalModel, request: EvalRequest, out_dir: Path, generator: Any = None,

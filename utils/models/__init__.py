@@ -1,7 +1,8 @@
-"""The machine, the backend choice (unsloth | hf), model loading, LoRA, adapters, GGUF import."""
+"""The machine (and its CPU's bf16 decision), the backend choice (unsloth | hf), model loading, LoRA, adapters,
+GGUF import."""
 
 from utils.models._gguf import convert_gguf, load_gguf, plain_model, smollm2_checkpoint, smollm2_gguf
-from utils.models._hardware import Hardware, detect_hardware
+from utils.models._hardware import CPU_BF16_ENV, CpuPrecision, Hardware, detect_hardware, probe_cpu
 from utils.models._loading import (
     BackendChoice,
     LoadedModel,
@@ -30,6 +31,8 @@ __all__ = [
     "LoadedModel",
     "adapter_base",
     "check_model_source",
+    "CPU_BF16_ENV",
+    "CpuPrecision",
     "Hardware",
     "UNSLOTH_TARGET_MODULES",
     "adapter_config",
@@ -44,6 +47,7 @@ __all__ = [
     "local_model_config",
     "load_with_unsloth",
     "plain_model",
+    "probe_cpu",
     "resolve_backend",
     "smollm2_checkpoint",
     "smollm2_gguf",

@@ -116,7 +116,7 @@ def torch_dtype(choice: str, hw: Hardware) -> Any:
     if choice != "auto":
         return getattr(torch, choice)
     if not hw.cuda:
-        return torch.float32  # weights in fp32; TRL's use_cpu trains under bf16 autocast
+        return torch.float32  # weights in fp32; training autocasts to bf16 where the CPU computes it natively
     return torch.bfloat16 if hw.bf16 else torch.float16
 
 

@@ -13,7 +13,7 @@ from utils.training._config import build_grpo_config, check_trl_trains_here, dif
 from utils.training._distributed import end_process_group, is_main_process, world_size
 from utils.training._plan import format_plan
 from utils.training._run_dir import RunLock, last_complete_checkpoint, trained_model_folder
-from utils.training._setup import RunSetup, check_run_paths, reward_weights, set_up_run
+from utils.training._setup import RunSetup, check_run_paths, cpu_precision, reward_weights, set_up_run
 from utils.training._trainer import PreparedRun, TrainOutcome, prepare_training, run_training
 from utils.training._vllm_server import bound_requests, check_vllm_server, wait_for_server
 
@@ -43,6 +43,7 @@ __all__ = [
     "check_run_paths",
     "check_trl_trains_here",
     "check_vllm_server",
+    "cpu_precision",
     "differences_from_trl",
     "end_process_group",
     "format_plan",

@@ -25,8 +25,8 @@ _DIFF_IGNORED = {"output_dir", "logging_dir", "run_name", "hub_token", "push_to_
 
 def machine_defaults(hw: Hardware) -> dict[str, Any]:
     """Precision and device flags per machine: TRL's own GRPOConfig() raises on a CPU machine."""
-    if not hw.cuda:
-        return {"use_cpu": True}  # TRL then trains under bf16 autocast, the fastest CPU setting measured
+    if not hw.cuda:  # TRL's use_cpu trains under bf16 autocast: only where the CPU computes bf16 natively
+        return {"use_cpu": True} if hw.cpu.bf16 else {"use_cpu": True, "bf16": False}
     if hw.bf16:
         return {"bf16": True}
     return {"bf16": False, "fp16": True}  # T4 and older: no bf16

@@ -5,7 +5,8 @@ one of the ~200 LoRA wrappers adds small matmuls and Python work per decoded tok
 SmolLM2-135M (2 cores, 8 x 64 tokens): 7-8 s through the PEFT model, 4.4 s from this copy (+0.3 s sync).
 The copy is refreshed from the trained weights (base + scaling * B @ A, as PEFT's merge computes it)
 only when an optimizer step changed them, the same merge-then-sync pattern TRL uses for vLLM. Training
-itself is untouched: losses and gradients still come from the PEFT model under bf16 autocast.
+itself is untouched: losses and gradients still come from the PEFT model, in the run's precision. Used where
+training is in bf16 (a CPU with native bf16, utils.training.cpu_precision) or the recipe asks for it.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ class Bf16GenerationCopy(TrainerCallback):
     tell: fused AdamW, the Trainer's default on CPU, updates weights without bumping them.
     """
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, dtype: Any = None) -> None:
+        """`dtype`: the copy's, bf16 unless given (bench/bench_cpu_step.py times an fp32 copy on CPUs without
+        native bf16, where a bf16 copy is slow)."""
         import torch
         from peft.tuners.lora import LoraLayer
         from transformers import AutoModelForCausalLM
@@ -32,7 +35,7 @@ class Bf16GenerationCopy(TrainerCallback):
         self.base = model.get_base_model() if hasattr(model, "get_base_model") else model
         # found once: a sync runs after every optimizer step
         self._lora_layers = {name: m for name, m in self.base.named_modules() if isinstance(m, LoraLayer)}
-        self.copy = AutoModelForCausalLM.from_config(self.base.config, dtype=torch.bfloat16)
+        self.copy = AutoModelForCausalLM.from_config(self.base.config, dtype=dtype or torch.bfloat16)
         self.copy.generation_config = self.base.generation_config
         self.copy.eval().requires_grad_(False)
         self._targets = dict(self.copy.named_parameters())
@@ -80,9 +83,10 @@ class Bf16GenerationCopy(TrainerCallback):
             return self.copy.generate(*args, **kwargs)
 
 
-def use_generation_copy(trainer: Any) -> Bf16GenerationCopy:
-    """Route the trainer model's `generate` (TRL's sampling, our evaluation) through a synced bf16 copy."""
-    copy = Bf16GenerationCopy(trainer.model)
+def use_generation_copy(trainer: Any, dtype: Any = None) -> Bf16GenerationCopy:
+    """Route the trainer model's `generate` (TRL's sampling, our evaluation) through a synced bf16 copy
+    (or one in `dtype`)."""
+    copy = Bf16GenerationCopy(trainer.model, dtype)
     trainer.model.generate = copy.generate
     trainer.add_callback(copy)
     return copy

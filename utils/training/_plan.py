@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from utils.training._config import differences_from_trl
 from utils.training._distributed import describe_batch
-from utils.training._setup import RunSetup
+from utils.training._setup import BF16_COPY, TRANSFORMERS, RunSetup
 
 
 def _reward_line(name: str, spec: object) -> str:
@@ -14,13 +14,29 @@ def _reward_line(name: str, spec: object) -> str:
     return f"{name} x {spec}"
 
 
+def machine_line(setup: RunSetup) -> str:
+    """The machine and, on a CPU, the precision chosen for it: `CPU AVX2, no native bf16: training in fp32,
+    sampling from the fp32 policy` (the choice itself: utils.training._setup.cpu_precision)."""
+    hw, config = setup.hardware, setup.config
+    if hw.cuda:
+        return hw.describe()
+    training = "training in bf16 autocast" if config.bf16 else "training in fp32"
+    if setup.generation == BF16_COPY:
+        sampling = "sampling from a bf16 copy"
+    elif setup.generation == TRANSFORMERS:
+        sampling = "sampling from the fp32 policy"  # CPU weights load in fp32 (utils.models.torch_dtype)
+    else:
+        sampling = f"sampling through {setup.generation}"
+    return f"{hw.describe()}: {training}, {sampling}"
+
+
 def format_plan(setup: RunSetup) -> str:
     """What the run will do, as `grpo_train.py` prints it before training (and `--dry-run` alone)."""
     recipe, hw, backend, config = setup.recipe, setup.hardware, setup.backend, setup.config
     m, d, lora = recipe.model, recipe.data, recipe.lora
     lines = [
         f"Recipe     {recipe.source or '(in memory)'}",
-        f"Machine    {hw.describe()}",
+        f"Machine    {machine_line(setup)}",
         f"Model      {m.name}" + (f" @ {m.revision}" if m.revision else ""),
         f"Backend    {backend.name}: {backend.reason}",
         f"           4-bit: {'yes' if m.load_in_4bit else 'no'}; generation: {setup.generation}"

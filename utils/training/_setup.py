@@ -8,6 +8,7 @@ The plan printout only formats a RunSetup; the trainer only consumes it (torchtu
 from __future__ import annotations
 
 import copy
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from utils.training._config import build_grpo_config, check_trl_trains_here
 from utils.training._distributed import (
     backend_for_processes,
     check_fsdp_has_gpus,
+    is_main_process,
     shards_the_model,
     world_size,
 )
@@ -35,7 +37,13 @@ from utils.training._vllm_server import check_vllm_server, server_url, uses_vllm
 
 # Bytes of activations kept per token, hidden unit and layer without gradient checkpointing, under CPU bf16
 # autocast: about 65 measured on SmolLM2-135M (peak 5-6 GB with, 10.5 GB without, 16 x ~280 tokens), rounded up.
+# fp32 keeps them in 4 bytes, not 2: counted twice (an upper bound, not measured).
 ACTIVATION_BYTES = 80
+
+logger = logging.getLogger(__name__)
+# How completions are sampled, in the plan's words (RunSetup.generation)
+BF16_COPY = "bf16 merged copy of the policy (CPU)"
+TRANSFORMERS = "transformers generate"
 
 
 @dataclass(frozen=True)
@@ -82,9 +90,9 @@ def set_up_run(recipe: Recipe | RecipeSource, hw: Hardware | None = None) -> Run
     reward_funcs, _ = build_reward_functions(recipe.rewards, recipe.prompt.format, config.max_completion_length)
     data_source = check_run_paths(recipe)
     vllm_on_cpu = bool(config.use_vllm) and config.vllm_mode == "colocate" and not hw.cuda  # server: elsewhere
-    bf16_copy = _uses_cpu_bf16_generation(recipe, hw, config, backend.name)
+    bf16_copy, precision_lines = cpu_precision(recipe, hw, config, backend.name)
     return RunSetup(recipe, hw, backend, config, reward_funcs, _generation(recipe, config, backend.name, bf16_copy),
-                    bf16_copy, vllm_on_cpu, adjustments, data_source, processes)
+                    bf16_copy, vllm_on_cpu, adjustments + precision_lines, data_source, processes)
 
 
 def fit_to_machine(recipe: Recipe, hw: Hardware, backend: str) -> list[str]:
@@ -118,8 +126,9 @@ def cpu_speed_defaults(recipe: Recipe, hw: Hardware, backend: str,
     if not dims or not {"hidden_size", "num_hidden_layers"} <= dims.keys():
         return {}, []  # a hub id or an unusual config: keep TRL's default
     batch = recipe.training.get("per_device_train_batch_size", _trl_default("per_device_train_batch_size"))
+    fp32 = not recipe.training.get("bf16", hw.cpu.bf16)  # as build_grpo_config will decide (machine_defaults)
     activations = (int(batch) * recipe.model.max_seq_length * dims["hidden_size"] * dims["num_hidden_layers"]
-                   * ACTIVATION_BYTES)
+                   * ACTIVATION_BYTES * (2 if fp32 else 1))
     ram = ram_bytes or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     if activations > ram / 4:
         return {}, []
@@ -182,12 +191,42 @@ def _check_benchmark_sets(recipe: Recipe) -> list[str]:
             for label, found in (("decontaminate", sets), ("eval", evals)) if found]
 
 
-def _uses_cpu_bf16_generation(recipe: Recipe, hw: Hardware, config: Any, backend: str) -> bool:
-    """CPU, hf backend, bf16 training, no 4-bit, no vLLM: sample from a bf16 merged copy (faster than TRL's
-    fp32 generate through the PEFT wrappers). Not under FSDP or DeepSpeed: no rank holds the whole model."""
+def cpu_precision(recipe: Recipe, hw: Hardware, config: Any, backend: str) -> tuple[bool, list[str]]:
+    """The run's CPU precision, decided once from `hw.cpu.bf16` (torch's probe, or GRPO_MATH_CPU_BF16).
+
+    Training autocasts to bf16 where that decision says so (machine_defaults), and then samples from a bf16
+    merged copy of the policy (faster than TRL's fp32 generate through the PEFT wrappers): hf backend, no
+    4-bit, no vLLM, and not under FSDP or DeepSpeed (no rank holds the whole model). Where it does not, both
+    stay fp32. A recipe that sets training.bf16 or model.cpu_bf16_generation is obeyed, with a warning where
+    it asks bf16 of a CPU without it. Returns (sample from the bf16 copy, the plan's Adjusted line for it).
+    """
+    if hw.cuda:
+        return False, []
     m = recipe.model
-    return (m.cpu_bf16_generation and not hw.cuda and backend == "hf" and bool(config.bf16)
-            and not config.use_vllm and not m.load_in_4bit and not shards_the_model())
+    copy_set = m.cpu_bf16_generation is not None
+    copy_possible = backend == "hf" and not config.use_vllm and not m.load_in_4bit and not shards_the_model()
+    bf16_copy = copy_possible and bool(m.cpu_bf16_generation if copy_set else config.bf16)
+    _warn_bf16_without_native(recipe, hw, copy_possible)
+    copy_line = f"model.cpu_bf16_generation: {str(bf16_copy).lower()}" if copy_possible and not copy_set else ""
+    if "bf16" in recipe.training:
+        return bf16_copy, [f"{copy_line} (as the recipe's training.bf16; set it to choose)"] if copy_line else []
+    why = ("bf16 is the fastest CPU setting measured where the CPU computes it" if hw.cpu.bf16 else
+           "bf16 matmuls would run through PyTorch's scalar GEMM, ~10x slower than fp32")
+    decided = ", ".join(filter(None, [f"training.bf16: {str(bool(config.bf16)).lower()}", copy_line]))
+    return bf16_copy, [f"{decided} ({hw.cpu.describe()}: {why}; set {'them' if copy_line else 'it'} in the recipe "
+                       "to choose)"]
+
+
+def _warn_bf16_without_native(recipe: Recipe, hw: Hardware, copy_possible: bool) -> None:
+    """One line, from the main process, when the recipe asks bf16 of a CPU that computes it slowly (the copy:
+    only where the run would use one)."""
+    copy = recipe.model.cpu_bf16_generation and copy_possible
+    asked = [key for key, value in (("training.bf16", recipe.training.get("bf16")),
+                                    ("model.cpu_bf16_generation", copy)) if value is True]
+    if asked and not hw.cpu.bf16 and is_main_process():
+        logger.warning("warning: %s: true, as the recipe says, on a %s: bf16 matmuls run through PyTorch's scalar "
+                       "GEMM there, ~10x slower than fp32 (leave %s out to let the machine decide)",
+                       " and ".join(asked), hw.cpu.describe(), "them" if len(asked) > 1 else "it")
 
 
 def _generation(recipe: Recipe, config: Any, backend: str, bf16_copy: bool) -> str:
@@ -198,5 +237,5 @@ def _generation(recipe: Recipe, config: Any, backend: str, bf16_copy: bool) -> s
     if config.use_vllm:
         return f"vLLM (TRL, {config.vllm_mode})"
     if bf16_copy:
-        return "bf16 merged copy of the policy (CPU)"
-    return "transformers generate"
+        return BF16_COPY
+    return TRANSFORMERS
