@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from utils.files import write_atomic
+
 
 # `choices` metadata limits a string value to a few names.
 def _choice(default: str, *choices: str) -> Any:
@@ -164,10 +166,5 @@ class Recipe:
         return out
 
     def dump(self, path: str | Path) -> Path:
-        """Write the resolved recipe atomically (temp file, then rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True))
-        tmp.replace(path)
-        return path
+        """Write the resolved recipe atomically (a reader never sees half of it)."""
+        return write_atomic(path, yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True))
