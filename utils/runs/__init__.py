@@ -14,7 +14,6 @@ from utils.runs._folder import (
     RESUMES,
     best_record,
     checkpoint_dir,
-    checkpoint_problem,
     checkpoints,
     is_complete,
     last_complete_checkpoint,
@@ -27,7 +26,7 @@ from utils.runs._folder import (
     write_best_record,
 )
 from utils.runs._lock import FolderLock
-from utils.runs._recipe import find_run_dir, is_run_dir, run_recipe
+from utils.runs._recipe import find_run_dir, run_recipe
 
 __all__ = [
     "BEST",
@@ -40,11 +39,9 @@ __all__ = [
     "FolderLock",
     "best_record",
     "checkpoint_dir",
-    "checkpoint_problem",
     "checkpoints",
     "find_run_dir",
     "is_complete",
-    "is_run_dir",
     "last_complete_checkpoint",
     "mark_complete",
     "model_step",

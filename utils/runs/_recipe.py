@@ -23,12 +23,14 @@ def run_recipe(run_dir: Path) -> Recipe:
     """A run's recipe.resolved.yaml, validated (the defaults of a key it lacks are the recipe's own); UserError
     naming the file when it no longer validates.
 
-    Its `training:` section is kept as written, unchecked: it was checked against TRL when the run trained,
-    and a run made under another TRL stays readable (and readers need not import TRL).
+    Its `training:` and `rewards:` are kept as written, unchecked: they were checked when the run trained, and
+    readers (evaluation, export) need neither TRL nor a custom reward registered in the training process.
     """
     path = run_dir / RESOLVED_RECIPE
     raw = dict(read_recipe(path).raw)
-    training = raw.pop("training", None) or {}
+    training, rewards = raw.pop("training", None), raw.pop("rewards", None)
     recipe = sections_from_dict(raw, where=str(path))
     recipe.training = dict(training) if isinstance(training, dict) else {}
+    if isinstance(rewards, dict) and rewards:
+        recipe.rewards = dict(rewards)
     return recipe
