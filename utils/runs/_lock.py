@@ -17,8 +17,7 @@ class FolderLock:
     The kernel drops a flock when its process dies, so a lock left by a killed job is simply taken over.
     """
 
-    def __init__(self, folder: Path, what: str = "a run", hint: str = "or set output.run_name for a separate run"
-                 ) -> None:
+    def __init__(self, folder: Path, what: str = "another job", hint: str = "or choose another folder") -> None:
         self.path = folder / LOCK
         self.what = what
         self.hint = hint
