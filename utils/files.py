@@ -16,10 +16,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+__all__ = ["is_temp", "remove_orphans", "staged", "write_atomic"]
+
 _TEMP = re.compile(r"^\.(?P<name>.+)\.(?:partial|old)-(?P<pid>\d+)$")
 
 
-def temp_path(path: Path, kind: str = "partial") -> Path:
+def _temp_path(path: Path, kind: str = "partial") -> Path:
     """Where `path` is built (kind "partial") or where the version it replaces waits (kind "old")."""
     return path.with_name(f".{path.name}.{kind}-{os.getpid()}")
 
@@ -39,7 +41,7 @@ def staged(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_orphans(path)
-    tmp = temp_path(path)
+    tmp = _temp_path(path)
     _remove(tmp)
     try:
         yield tmp
@@ -75,7 +77,7 @@ def _swap_in(tmp: Path, path: Path) -> None:
     if not (tmp.is_dir() or path.is_dir()):
         tmp.replace(path)
         return
-    old = temp_path(path, "old")
+    old = _temp_path(path, "old")
     _remove(old)
     if path.exists():
         path.replace(old)
