@@ -23,6 +23,8 @@ from pathlib import Path
 
 from report import ROOT, write_section
 
+from utils.runs import METRICS  # report put the repository on sys.path
+
 SMOKE = ROOT / "recipes" / "smoke_cpu.yaml"
 SMOLLM2 = ROOT / ".cache" / "models" / "SmolLM2-135M-Instruct"
 
@@ -48,7 +50,7 @@ def run(model: Path, processes: int, steps: int, out: Path) -> list[float]:
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600)
     if done.returncode != 0:
         raise SystemExit(f"{processes} processes failed:\n{done.stderr[-3000:]}")
-    records = [json.loads(line) for line in (out / "smoke_cpu" / "metrics.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (out / "smoke_cpu" / METRICS).read_text().splitlines()]
     return [r["step_time_s"] for r in records if "loss" in r][1:]
 
 

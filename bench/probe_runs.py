@@ -114,7 +114,9 @@ def usable(out: Path, model: Path, probe: Probe) -> str | None:
     fixed = Probe("rerun", sets=[s for s in probe.sets if not s.startswith(("output.dir", "training.learning_rate",
                                                                            "model.name", "data.dataset",
                                                                            "data.filters", "prompt"))])
-    resume = ["--resume"] if any(folder.glob("checkpoint-*/checkpoint.complete")) else []
+    from utils.runs import last_complete_checkpoint  # main() put the repository on sys.path
+
+    resume = ["--resume"] if last_complete_checkpoint(folder) else []
     again = run(command(out, model, fixed, *resume))
     return None if again.returncode == 0 else f"rerun exit {again.returncode}: {again.stderr.strip()[-200:]}"
 

@@ -74,11 +74,9 @@ def write_section(name: str, title: str, command: str, body: str, details: dict[
         f"- command: `{command}`\n- machine: {machine()}\n{extra}- date: {stamp}\n\n{body.strip()}\n"
         f"<!-- /bench:{name} -->"
     )
-    BENCHMARKS_MD.parent.mkdir(parents=True, exist_ok=True)
+    from utils.files import write_atomic  # after the sys.path line above
+
     text = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else HEADER
     pattern = re.compile(rf"<!-- bench:{re.escape(name)} -->.*?<!-- /bench:{re.escape(name)} -->", re.S)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
-    tmp = BENCHMARKS_MD.with_suffix(".tmp")
-    tmp.write_text(text)
-    tmp.replace(BENCHMARKS_MD)
-    return BENCHMARKS_MD
+    return write_atomic(BENCHMARKS_MD, text)

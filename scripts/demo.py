@@ -26,6 +26,7 @@ import _bootstrap  # noqa: F401  (puts the repo root on sys.path)
 
 from utils.cli import run_main
 from utils.errors import UserError
+from utils.runs import COMPLETIONS, METRICS, PLOTS
 
 RECIPES = {"synthetic": "recipes/demo.yaml", "gsm8k": "recipes/demo_gsm8k.yaml"}
 MODEL = Path(".cache/models/SmolLM2-135M-Instruct")  # recipes/demo.yaml's model.name
@@ -129,7 +130,7 @@ def print_summary(compare: Path, run: Path, merged: Path, merge_output: str, sec
     print(f"  {verdict(low, high)}")
     print(f"  {len(after['learned'])} problems learned (wrong -> right), {len(after['forgotten'])} forgotten")
     verified = [line for line in merge_output.splitlines() if line.rstrip().endswith("[ok]")]  # merge_lora's check
-    print(f"\nrun folder: {run} (metrics.jsonl, completions.jsonl, plots: {run / 'plots'})")
+    print(f"\nrun folder: {run} ({METRICS}, {COMPLETIONS}, plots: {run / PLOTS})")
     print(f"merged model: {merged}" + (f", verified: {verified[0].strip()}" if verified else ""))
     print(f"report: {compare / 'report.md'}, chart: {compare / 'retention.png'}")
     print("\nGo further on a GPU (README, 'GPU quick start'): "

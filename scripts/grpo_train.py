@@ -18,6 +18,7 @@ import _bootstrap  # noqa: F401  (puts the repo root on sys.path)
 
 from utils.cli import run_main
 from utils.config import read_recipe
+from utils.runs import BEST
 from utils.training import (
     TrainOutcome,
     end_process_group,
@@ -73,7 +74,7 @@ def report(outcome: TrainOutcome, args: argparse.Namespace) -> None:
     else:
         print(f"done: {outcome.global_step} steps; last checkpoint: {outcome.last_checkpoint}")
     if outcome.best_accuracy is not None:
-        print(f"best validation accuracy {outcome.best_accuracy:.1%}: {outcome.run_dir / 'best'}")
+        print(f"best validation accuracy {outcome.best_accuracy:.1%}: {outcome.run_dir / BEST}")
     print(f"run folder: {outcome.run_dir}")
 
 if __name__ == "__main__":

@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from grpo_helpers import length_reward
 
 from utils.config import load_recipe
 from utils.errors import UserError
-from utils.export import TOLERANCES, ExportOptions, check_free_space, export, staged_folder
+from utils.export import TOLERANCES, ExportOptions, check_free_space, export, find_source, staged_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "recipes" / "smoke_cpu.yaml"
@@ -301,3 +302,32 @@ def test_a_pre_quantized_base_is_dequantized_with_a_warning(run_dir, tiny_model_
         result = export(ExportOptions(run_dir, tmp_path / "out", checkpoint=4, base=str(quantized)), log=lambda _: None)
     assert result.checks[0].passed
     assert "quantization_config" not in json.loads((result.out / "config.json").read_text())
+
+
+def old_run(tiny_model_dir: Path, run: Path, **sections) -> Path:
+    """A run folder whose recipe.resolved.yaml an older version wrote: keys it did not know yet are absent."""
+    from eval_helpers import save_adapter
+
+    checkpoint = save_adapter(tiny_model_dir, run / "checkpoint-2")
+    (checkpoint / "trainer_state.json").write_text("{}")
+    (checkpoint / "checkpoint.complete").write_text('{"step": 2}')
+    recipe = {"model": {"name": str(tiny_model_dir)}, "data": {"dataset": "problems.jsonl"},
+              "output": {"run_name": run.name}, **sections}
+    (run / "recipe.resolved.yaml").write_text(yaml.safe_dump(recipe))
+    return checkpoint
+
+
+def test_export_reads_the_runs_recipe_validated_not_with_defaults_of_its_own(tiny_model_dir, tmp_path):
+    """Keys the saved recipe lacks take the recipe's defaults (export used to write `validation None` and
+    `rewards: {}`), a checkpoint folder given directly still knows its run, and a recipe that no longer
+    validates is one line naming the file and the key."""
+    checkpoint = old_run(tiny_model_dir, tmp_path / "run", prompt={"format": "xml"})
+    result = export(ExportOptions(checkpoint, tmp_path / "out", verify=False), log=lambda _: None)
+    card = (result.out / "README.md").read_text()
+    assert f"- training run: `{tmp_path / 'run'}`" in card and "(step 2)" in card
+    assert "validation 500, seed 42" in card and 'rewards: {"accuracy": 1.0, "format": 0.25}' in card
+    assert "prompt format: xml" in card
+
+    old_run(tiny_model_dir, tmp_path / "bad", prompt={"format": "chatml"})
+    with pytest.raises(UserError, match=r"bad/recipe\.resolved\.yaml: prompt\.format"):
+        find_source(tmp_path / "bad")

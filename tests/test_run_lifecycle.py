@@ -14,7 +14,7 @@ import pytest
 
 from utils.config import load_recipe
 from utils.errors import UserError
-from utils.training import last_complete_checkpoint
+from utils.runs import last_complete_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "recipes" / "smoke_cpu.yaml"
@@ -94,10 +94,10 @@ def test_a_damaged_complete_checkpoint_falls_back_to_the_previous_one(finished_r
 
 
 def test_a_second_run_in_the_same_folder_is_refused_and_a_dead_holder_is_taken_over(tiny_model_dir, tmp_path):
-    from utils.training import RunLock
+    from utils.runs import FolderLock
 
     recipe = recipe_for(tiny_model_dir, tmp_path)
-    with RunLock(recipe.run_dir), pytest.raises(UserError, match=rf"in use by a run in progress \(pid {os.getpid()}\)"):
+    with FolderLock(recipe.run_dir), pytest.raises(UserError, match=rf"in use by a run in progress \(pid {os.getpid()}\)"):
         train(recipe)
     (recipe.run_dir / ".lock").write_text("999999\n")  # left by a killed run: no process holds the lock
     outcome, _ = train(recipe)

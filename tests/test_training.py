@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 
 from utils.config import load_recipe
 from utils.errors import UserError
-from utils.training import last_complete_checkpoint
+from utils.runs import last_complete_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "recipes" / "smoke_cpu.yaml"

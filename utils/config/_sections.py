@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from utils.benchmarks import OPENR1_VAL
+from utils.files import write_atomic
 from utils.formats import DEFAULT_FORMAT, FORMAT_NAMES
 
 
@@ -169,10 +170,5 @@ class Recipe:
         return out
 
     def dump(self, path: str | Path) -> Path:
-        """Write the resolved recipe atomically (temp file, then rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True))
-        tmp.replace(path)
-        return path
+        """Write the resolved recipe atomically (a reader never sees half of it)."""
+        return write_atomic(path, yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True))

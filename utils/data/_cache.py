@@ -6,8 +6,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,7 @@ from typing import Any
 from utils.config import DataSection, PromptSection
 from utils.data._report import DataReport, PreparedData
 from utils.data._sources import Source
+from utils.files import staged
 
 CACHE_VERSION = 1  # bump when the cache layout changes
 UTILS_DIR = Path(__file__).resolve().parents[1]
@@ -97,15 +96,12 @@ def load_cached(path: Path) -> PreparedData | None:
 def save_cache(path: Path, prepared: PreparedData, inputs: dict[str, Any]) -> None:
     from datasets import DatasetDict
 
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    DatasetDict({"train": prepared.train, "validation": prepared.validation}).save_to_disk(str(tmp / "data"))
-    (tmp / "report.json").write_text(json.dumps(prepared.report.to_dict(), indent=1))
-    (tmp / "key.json").write_text(json.dumps(inputs, indent=1, default=str))
-    shutil.rmtree(path, ignore_errors=True)
     try:
-        tmp.rename(path)  # atomic: a reader sees the whole cache entry or none
-    except OSError:  # another process won the race with the same content
-        shutil.rmtree(tmp, ignore_errors=True)
+        with staged(path) as tmp:  # a reader sees the whole cache entry or none
+            tmp.mkdir()
+            DatasetDict({"train": prepared.train, "validation": prepared.validation}).save_to_disk(str(tmp / "data"))
+            (tmp / "report.json").write_text(json.dumps(prepared.report.to_dict(), indent=1))
+            (tmp / "key.json").write_text(json.dumps(inputs, indent=1, default=str))
+    except FileExistsError:  # another process saved the same entry meanwhile: theirs is as good
+        pass
 

@@ -17,6 +17,7 @@ from utils.evaluation._metrics import by_problem, difference_interval, paired_di
 from utils.evaluation._models import resolve_model
 from utils.evaluation._report import interval, pct
 from utils.evaluation._runner import SAMPLES, SUMMARY, read_samples, write_json
+from utils.files import staged
 
 EXAMPLES = 3  # flipped problems shown per direction in the markdown
 CHART = "retention.png"
@@ -184,10 +185,9 @@ def bar_chart(result: dict[str, Any], path: Path) -> Path:
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    tmp = path.with_name("." + path.name)
-    fig.savefig(tmp, dpi=100, format="png")
+    with staged(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
-    tmp.replace(path)
     return path
 
 

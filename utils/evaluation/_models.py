@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from utils.config import Recipe, read_recipe, sections_from_dict
+from utils.config import Recipe, sections_from_dict
 from utils.errors import UserError
 from utils.models import adapter_base, holds_weights
+from utils.runs import find_run_dir, run_recipe, trained_model_folder
 
-RESOLVED_RECIPE = "recipe.resolved.yaml"  # what a run folder holds (utils.training writes it)
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -42,18 +42,7 @@ class EvalModel:
         return Path(self.path).name if Path(self.path).exists() else self.path
 
 
-def run_recipe(run_dir: Path) -> Recipe:
-    """A run's recipe.resolved.yaml, without its `training:` section (checked against TRL at training time;
-    evaluation needs the model, data and prompt sections, and a run made under another TRL stays readable)."""
-    path = run_dir / RESOLVED_RECIPE
-    raw = dict(read_recipe(path).raw)
-    raw.pop("training", None)
-    return sections_from_dict(raw, where=str(path))
-
-
 def _run_model(run_dir: Path) -> Path:
-    from utils.training import trained_model_folder  # lazy: utils.training's callbacks import this package
-
     folder = trained_model_folder(run_dir)
     if folder is None:
         raise UserError(f"{run_dir}: run folder without best/ or a complete checkpoint-N/ to evaluate")
@@ -81,9 +70,7 @@ def resolve_model(target: str) -> EvalModel:
         return EvalModel(target, target, None, None, None)
     if not path.is_dir():
         raise UserError(f"{target}: not a folder (MODEL: a hub id, a model, adapter or run folder)")
-    run_dir = path if (path / RESOLVED_RECIPE).is_file() else None
-    if run_dir is None and (path.parent / RESOLVED_RECIPE).is_file():
-        run_dir = path.parent  # a checkpoint-N/ or best/ of a run
+    run_dir = find_run_dir(path)  # the run itself, or the run a checkpoint-N/ or best/ belongs to
     chosen = _run_model(path) if run_dir == path else path
     if not holds_weights(chosen):
         raise UserError(f"{chosen}: not a model folder (no config.json or adapter_config.json)")

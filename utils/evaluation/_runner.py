@@ -21,16 +21,14 @@ from utils.errors import UserError
 from utils.evaluation._benchmarks import LoadedBenchmark
 from utils.evaluation._generation import Sampling, length_order
 from utils.evaluation._metrics import summarize
+from utils.files import write_atomic
 
 SETTINGS, SAMPLES, SUMMARY = "settings.json", "samples.jsonl", "summary.json"
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Write atomically (temp file, then rename): a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    """Write atomically: a reader never sees half a file."""
+    write_atomic(path, json.dumps(data, indent=1, ensure_ascii=False) + "\n")
 
 
 def read_samples(path: Path) -> list[dict]:
@@ -44,9 +42,7 @@ def read_samples(path: Path) -> list[dict]:
         except json.JSONDecodeError:
             torn = True
     if torn:
-        with path.with_name(path.name + ".tmp").open("w", encoding="utf-8") as f:
-            f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-        path.with_name(path.name + ".tmp").replace(path)
+        write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
     return records
 
 

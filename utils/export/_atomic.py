@@ -1,4 +1,5 @@
-"""Exports appear whole or not at all: built in a hidden folder beside --out, renamed at the end.
+"""Exports appear whole or not at all: built in a hidden folder beside --out (utils.files.staged), renamed
+at the end, and never over a folder the user did not ask to replace.
 
 A failure, Ctrl-C or SIGTERM removes the folder being built; a SIGKILL leaves it behind, hidden and named
 after the dead process, and the next export beside it removes it.
@@ -6,15 +7,13 @@ after the dead process, and the next export beside it removes it.
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from utils.errors import UserError
-
-_PARTIAL = ".partial-"
+from utils.files import staged
 
 
 def check_out_folder(out: Path, force: bool) -> None:
@@ -45,41 +44,6 @@ def _gib(n: float) -> str:
 def staged_folder(out: Path, force: bool) -> Iterator[Path]:
     """Yield an empty hidden folder beside `out`; when the block ends without an error it becomes `out`."""
     check_out_folder(out, force)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    _remove_orphans(out)
-    staging = out.with_name(f".{out.name}{_PARTIAL}{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    try:
+    with staged(out) as staging:
+        staging.mkdir()
         yield staging
-        _swap_in(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-
-
-def _swap_in(staging: Path, out: Path) -> None:
-    """Rename `staging` to `out`; a replaced (--force) folder is moved aside first and removed after."""
-    old = out.with_name(f".{out.name}.replaced-{os.getpid()}")
-    if out.exists():
-        out.replace(old)
-    staging.replace(out)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _remove_orphans(out: Path) -> None:
-    """Folders left by exports that were SIGKILLed (their process is gone)."""
-    for leftover in out.parent.glob(f".{out.name}{_PARTIAL}*"):
-        pid = leftover.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(leftover, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

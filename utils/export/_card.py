@@ -3,6 +3,7 @@ measured, and how the export was verified."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from pathlib import Path
@@ -10,8 +11,10 @@ from typing import Any
 
 import yaml
 
+from utils.config import Recipe
 from utils.export._source import ExportSource
 from utils.export._verify import Check
+from utils.runs import METRICS, best_record
 
 
 def model_card(source: ExportSource, kind: str, dtype: str, checks: list[Check] | None, prompts_origin: str,
@@ -45,17 +48,17 @@ def model_card(source: ExportSource, kind: str, dtype: str, checks: list[Check] 
 
 def _training_lines(source: ExportSource) -> list[str]:
     recipe = source.recipe
-    if not recipe:
+    if recipe is None:
         return ["- training run: not known (an adapter folder without its run)"]
-    data, prompt, lora = recipe.get("data", {}), recipe.get("prompt", {}), recipe.get("lora", {})
-    filters = {k: v for k, v in (data.get("filters") or {}).items() if v not in (None, False, [], {})}
+    data, lora = recipe.data, recipe.lora
+    filters = {k: v for k, v in dataclasses.asdict(data.filters).items() if v not in (None, False, [], {})}
     return [
         f"- training run: `{source.run_dir}` (GRPO, TRL)",
-        f"- data: `{data.get('dataset')}` config {data.get('config')}, subset {data.get('subset')}, "
-        f"validation {data.get('validation')}, seed {data.get('seed')}",
+        f"- data: `{data.dataset}` config {data.config}, subset {data.subset}, validation {data.validation}, "
+        f"seed {data.seed}",
         f"- filters: {json.dumps(filters)}",
-        f"- prompt format: {prompt.get('format')}; rewards: {json.dumps(recipe.get('rewards', {}))}",
-        f"- LoRA: r {lora.get('r')}, alpha {lora.get('alpha')}, targets {lora.get('target_modules')}",
+        f"- prompt format: {recipe.prompt.format}; rewards: {json.dumps(recipe.rewards)}",
+        f"- LoRA: r {lora.r}, alpha {lora.alpha}, targets {lora.target_modules}",
     ]
 
 
@@ -63,7 +66,7 @@ def run_metrics(run_dir: Path | None) -> tuple[dict[str, Any], list[dict[str, An
     """The last training log (reward, each reward's mean, loss), every evaluation, and best.json."""
     last: dict[str, Any] = {}
     evals: list[dict[str, Any]] = []
-    path = run_dir / "metrics.jsonl" if run_dir else None
+    path = run_dir / METRICS if run_dir else None
     if path and path.is_file():
         for line in path.read_text().splitlines():
             try:
@@ -74,9 +77,7 @@ def run_metrics(run_dir: Path | None) -> tuple[dict[str, Any], list[dict[str, An
                 evals.append(record)
             elif "reward" in record:
                 last = record
-    best_file = run_dir / "best" / "best.json" if run_dir else None
-    best = json.loads(best_file.read_text()) if best_file and best_file.is_file() else {}
-    return last, evals, best
+    return last, evals, best_record(run_dir) if run_dir else {}
 
 
 def _metrics_lines(run_dir: Path | None) -> list[str]:
@@ -106,7 +107,7 @@ def _verification_lines(checks: list[Check] | None, prompts_origin: str, adapter
     return [*lines, ""]
 
 
-def _recipe_lines(recipe: dict[str, Any]) -> list[str]:
-    if not recipe:
+def _recipe_lines(recipe: Recipe | None) -> list[str]:
+    if recipe is None:
         return []
-    return ["## Recipe\n", "```yaml", yaml.safe_dump(recipe, sort_keys=False).strip(), "```"]
+    return ["## Recipe\n", "```yaml", yaml.safe_dump(recipe.to_dict(), sort_keys=False).strip(), "```"]

@@ -16,7 +16,7 @@ from utils.export._card import model_card
 from utils.export._gguf_out import check_gguf_type, write_gguf
 from utils.export._merge import attach_adapter, cast, default_dtype, export_size_bytes, load_base, merged_model
 from utils.export._source import ExportSource, find_source, verification_prompts
-from utils.export._verify import TOLERANCES, Check, Reference, compare, reference_outputs, tokenize_prompts
+from utils.export._verify import TOLERANCES, Check, Reference, reference_outputs, tokenize_prompts, verify_outputs
 
 
 @dataclass
@@ -157,7 +157,7 @@ def check_folder(model: Any, staging: Path, tokenizer: Any, reference: Reference
     turning the prompts into the same ids."""
     from transformers import AutoTokenizer
 
-    check = compare(model.eval(), tokenizer, reference, TOLERANCES[dtype], f"{what} ({dtype})")
+    check = verify_outputs(model.eval(), tokenizer, reference, TOLERANCES[dtype], f"{what} ({dtype})")
     reloaded = AutoTokenizer.from_pretrained(staging)
     differ = len(reference.prompts) - _same_tokens(reloaded, reference)
     if reloaded.chat_template != tokenizer.chat_template:
@@ -180,7 +180,7 @@ def _check_gguf(gguf_file: Path, tokenizer: Any, reference: Reference, quant: st
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     folder, name = str(gguf_file.parent), gguf_file.name
-    check = compare(AutoModelForCausalLM.from_pretrained(folder, gguf_file=name).eval(), tokenizer, reference,
+    check = verify_outputs(AutoModelForCausalLM.from_pretrained(folder, gguf_file=name).eval(), tokenizer, reference,
                     TOLERANCES[quant], f"GGUF {quant}")
     gguf_tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
     differ = len(reference.prompts) - _same_tokens(gguf_tokenizer, reference)

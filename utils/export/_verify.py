@@ -90,8 +90,8 @@ def reference_outputs(model: Any, tokenizer: Any, prompts: list[str]) -> Referen
     return Reference(prompts, input_ids, logits, tokens, gaps, effect)
 
 
-def compare(model: Any, tokenizer: Any, reference: Reference, tolerance: float, what: str) -> Check:
-    """Run `model` on the reference's prompts and compare logits and the greedy continuation."""
+def verify_outputs(model: Any, tokenizer: Any, reference: Reference, tolerance: float, what: str) -> Check:
+    """Verify `model` against the reference: its logits on the same prompts and its greedy continuation."""
     logits = prompt_logits(model, reference.input_ids)
     max_diff = max(float((a - b).abs().max()) for a, b in zip(logits, reference.logits, strict=True))
     tokens, _ = greedy(model, tokenizer, reference.input_ids[0], max_new_tokens=len(reference.greedy) or 1)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from utils.errors import UserError, first_line
+from utils.files import staged
 
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -46,17 +47,11 @@ def plain_model(gguf_model: Any) -> Any:
 
 def convert_gguf(gguf_path: str | Path, out_dir: str | Path) -> Path:
     """Write model (safetensors) + tokenizer from `gguf_path` into `out_dir` (atomically); returns out_dir."""
-    import shutil
-
     out = Path(out_dir)
     model, tokenizer = load_gguf(gguf_path)
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    plain_model(model).save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.replace(out)
+    with staged(out) as tmp:
+        plain_model(model).save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
     return out
 
 

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 from utils.training._config import build_grpo_config, check_trl_trains_here, differences_from_trl, grpo_config_kwargs
 from utils.training._distributed import end_process_group, is_main_process, world_size
 from utils.training._plan import format_plan
-from utils.training._run_dir import RunLock, last_complete_checkpoint, trained_model_folder
 from utils.training._setup import RunSetup, check_run_paths, cpu_precision, reward_weights, set_up_run
 from utils.training._trainer import PreparedRun, TrainOutcome, prepare_training, run_training
 from utils.training._vllm_server import bound_requests, check_vllm_server, wait_for_server
@@ -35,7 +34,6 @@ __all__ = [
     "PreparedRun",
     "RewardRecorder",
     "RunMonitor",
-    "RunLock",
     "RunSetup",
     "TrainOutcome",
     "bound_requests",
@@ -49,12 +47,10 @@ __all__ = [
     "format_plan",
     "grpo_config_kwargs",
     "is_main_process",
-    "last_complete_checkpoint",
     "prepare_training",
     "reward_weights",
     "run_training",
     "set_up_run",
-    "trained_model_folder",
     "wait_for_server",
     "world_size",
 ]

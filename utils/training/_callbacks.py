@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import json
 import resource
-import shutil
 import signal
 import sys
 import time
@@ -24,10 +23,20 @@ from transformers import TrainerCallback
 from utils.answers import extract_answer
 from utils.errors import StopRequested
 from utils.evaluation import evaluate_accuracy
+from utils.files import staged
 from utils.rewards import completion_text
+from utils.runs import (
+    BEST,
+    COMPLETIONS,
+    METRICS,
+    PLOTS,
+    checkpoint_dir,
+    mark_complete,
+    saved_best_accuracy,
+    write_best_record,
+)
 from utils.training._distributed import largest_across_ranks, wait_for_all
 from utils.training._plots import plot_metrics
-from utils.training._run_dir import COMPLETIONS, METRICS, mark_complete, saved_best_accuracy
 
 
 def problem_text(prompt: Any) -> str:
@@ -126,7 +135,7 @@ class RunMonitor(TrainerCallback):
 
     def refresh_plots(self) -> None:
         if self.plots and self.writes:
-            plot_metrics(self.run_dir / METRICS, self.run_dir / "plots")
+            plot_metrics(self.run_dir / METRICS, self.run_dir / PLOTS)
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.last_log_time = self.last_plot = time.perf_counter()
@@ -184,7 +193,7 @@ class RunMonitor(TrainerCallback):
 
     def on_save(self, args, state, control, **kwargs):
         wait_for_all()  # every rank's files (its RNG state, DeepSpeed's shards) are in before the marker
-        checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        checkpoint = checkpoint_dir(Path(args.output_dir), state.global_step)
         if self.writes and checkpoint.is_dir():
             mark_complete(checkpoint, state.global_step)
 
@@ -207,7 +216,7 @@ class EvalCallback(TrainerCallback):
         self.every_steps = every_steps
         self.batch_size = batch_size
         self.best_by = best_by if any(s.name == best_by for s in sets) else sets[0].name
-        self.best_dir = run_dir / "best"
+        self.best_dir = run_dir / BEST
         self.tokenizer = tokenizer
         self.monitor = monitor
         self.engine: Callable[[], Any] | None = None  # the run's vLLM engine, set once the trainer has one
@@ -239,17 +248,11 @@ class EvalCallback(TrainerCallback):
         return accuracy
 
     def _save_best(self, model: Any, step: int, accuracy: float) -> None:
-        """Write best.tmp fully, then swap it in: best/ is never half-written."""
-        tmp = self.best_dir.with_name("best.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        model.save_pretrained(tmp)
-        self.tokenizer.save_pretrained(tmp)
-        (tmp / "best.json").write_text(json.dumps({"step": step, "accuracy": accuracy}) + "\n")
-        old = self.best_dir.with_name("best.old")
-        if self.best_dir.exists():
-            self.best_dir.replace(old)
-        tmp.replace(self.best_dir)
-        shutil.rmtree(old, ignore_errors=True)
+        """Written whole under a temporary name, then swapped in: best/ is never half-written."""
+        with staged(self.best_dir) as tmp:
+            model.save_pretrained(tmp)
+            self.tokenizer.save_pretrained(tmp)
+            write_best_record(tmp, step, accuracy)
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         if state.global_step == 0 and self.every_steps:

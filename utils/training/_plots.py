@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from utils.files import staged
+
 
 def read_jsonl(path: Path) -> list[dict]:
     if not path.is_file():
@@ -56,9 +58,8 @@ def plot_metrics(metrics_path: Path, out_dir: Path) -> list[Path]:
         if len(series) > 1:
             ax.legend(fontsize=8)
         fig.tight_layout()
-        tmp = out_dir / f".{name}"
-        fig.savefig(tmp, dpi=100, format="png")
+        with staged(out_dir / name) as tmp:  # a viewer never sees a half-written image
+            fig.savefig(tmp, dpi=100, format="png")
         plt.close(fig)
-        tmp.replace(out_dir / name)  # a viewer never sees a half-written image
         written.append(out_dir / name)
     return written

@@ -1,17 +1,13 @@
-"""The run folder: checks before a run starts, complete-checkpoint markers, and resume discovery.
+"""Training's side of the run folder: checks before a run starts, and what a resume keeps or refuses.
 
-checkpoints/RUN/ holds recipe.resolved.yaml, checkpoint-N/, best/, metrics.jsonl, completions.jsonl, plots/.
+The folder's layout and what can be read from it (checkpoints, markers, best/, its recipe) are utils.runs'.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-import re
 import shutil
 import tempfile
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,94 +16,8 @@ import yaml
 
 from utils.config import Recipe
 from utils.errors import UserError, first_line
-from utils.models import holds_weights
-
-RESOLVED_RECIPE = "recipe.resolved.yaml"
-COMPLETE_MARKER = "checkpoint.complete"  # written after TRL/transformers finished every file of a checkpoint
-METRICS = "metrics.jsonl"
-COMPLETIONS = "completions.jsonl"
-LOCK = ".lock"
-RESUMES = "resumes.jsonl"  # one record per resume whose recipe changed harmless keys
-_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
-
-
-def checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
-    """(step, folder) of every checkpoint-N folder, oldest first."""
-    if not run_dir.is_dir():
-        return []
-    found = [(int(m.group(1)), p) for p in run_dir.iterdir() if p.is_dir() and (m := _CHECKPOINT.match(p.name))]
-    return sorted(found)
-
-
-def is_complete(checkpoint: Path) -> bool:
-    return (checkpoint / COMPLETE_MARKER).is_file() and (checkpoint / "trainer_state.json").is_file()
-
-
-def mark_complete(checkpoint: Path, step: int) -> None:
-    tmp = checkpoint / (COMPLETE_MARKER + ".tmp")
-    tmp.write_text(json.dumps({"step": step}) + "\n")
-    tmp.replace(checkpoint / COMPLETE_MARKER)
-
-
-def checkpoint_problem(checkpoint: Path) -> str | None:
-    """Why a checkpoint marked complete cannot be resumed from (a file damaged after the save), or None.
-
-    Reads every file's framing without loading tensors: trainer_state.json parses, torch files are intact
-    zip archives (their CRCs check), safetensors headers parse.
-    """
-    try:
-        json.loads((checkpoint / "trainer_state.json").read_text())
-    except (OSError, ValueError) as err:
-        return f"trainer_state.json: {first_line(err)}"
-    for path in sorted(checkpoint.iterdir()):
-        try:
-            if path.suffix in (".pt", ".pth", ".bin"):
-                with zipfile.ZipFile(path) as archive:
-                    bad = archive.testzip()
-                if bad:
-                    return f"{path.name}: damaged entry {bad}"
-            elif path.suffix == ".safetensors":
-                from safetensors import safe_open
-
-                with safe_open(str(path), framework="pt"):
-                    pass
-        except Exception as err:  # zipfile, safetensors and OS errors alike: the file cannot be read back
-            return f"{path.name}: {first_line(err)}"
-    return None
-
-
-def last_complete_checkpoint(run_dir: Path, log: Callable[[str], None] | None = None) -> Path | None:
-    """Newest checkpoint whose save finished and whose files read back; a half-written one (killed mid-save)
-    is never returned, and a damaged one is passed over (said through `log`)."""
-    for _, path in reversed(checkpoints(run_dir)):
-        if not is_complete(path):
-            continue
-        problem = checkpoint_problem(path) if log else None
-        if problem is None:
-            return path
-        log(f"{path.name} is damaged ({problem}): passed over")
-    return None
-
-
-def trained_model_folder(run_dir: Path) -> Path | None:
-    """What a run folder stands for when evaluated or exported: its best/ (when it holds weights), else its newest
-    complete checkpoint; None when it has neither."""
-    best = run_dir / "best"
-    return best if holds_weights(best) else last_complete_checkpoint(run_dir)
-
-
-def saved_best_accuracy(run_dir: Path) -> float | None:
-    """The validation accuracy of the run's best/ checkpoint, if it has one."""
-    try:
-        return float(json.loads((run_dir / "best" / "best.json").read_text())["accuracy"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def trained_steps(checkpoint: Path) -> tuple[int, int]:
-    """(global_step, max_steps) that a checkpoint's trainer state records."""
-    state = json.loads((checkpoint / "trainer_state.json").read_text())
-    return int(state.get("global_step", 0)), int(state.get("max_steps", 0))
+from utils.files import is_temp, write_atomic
+from utils.runs import LOCK, RESOLVED_RECIPE, RESUMES, checkpoints, last_complete_checkpoint, step_of
 
 
 def check_writable(run_dir: Path) -> None:
@@ -120,40 +30,6 @@ def check_writable(run_dir: Path) -> None:
             pass
     except OSError as err:
         raise UserError(f"output.dir: cannot write the run folder {run_dir} ({first_line(err)})") from None
-
-
-class RunLock:
-    """One run at a time in a run folder: an exclusive lock on RUN/.lock, held for the whole run.
-
-    The kernel drops a flock when its process dies, so a lock left by a killed run is simply taken over.
-    """
-
-    def __init__(self, run_dir: Path) -> None:
-        self.path = run_dir / LOCK
-        self.handle: Any = None
-
-    def __enter__(self) -> RunLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = self.path.open("a+")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            handle.close()
-            raise UserError(f"{self.path.parent} is in use by a run in progress (pid {holder}): wait for it, "
-                            "or set output.run_name for a separate run") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
-        self.handle = handle
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.handle is not None:
-            self.handle.close()  # releases the flock; the file stays (removing it would race a waiting run)
-            self.handle = None
 
 
 # Recipe keys a resumed run may change: they decide how a run is watched, saved or how long it goes on, not
@@ -186,7 +62,7 @@ def prepare_run_dir(recipe: Recipe, resume: bool, force: bool, log: Callable[[st
     if resume:
         if checkpoint is None:
             raise UserError(f"{run_dir}: nothing to resume (no complete checkpoint-N folder)")
-        _check_same_run(recipe, saved, step_of(checkpoint), force, log)
+        _check_same_run(recipe, saved, step_of(checkpoint) or 0, force, log)
         return checkpoint
     if saved is not None and decisive_changes(saved, recipe.to_dict()):
         raise UserError(f"{run_dir} holds a run of a different recipe: pass --force to replace it, "
@@ -197,12 +73,13 @@ def prepare_run_dir(recipe: Recipe, resume: bool, force: bool, log: Callable[[st
 
 
 def _run_files(run_dir: Path) -> list[Path]:
-    return [p for p in run_dir.iterdir() if p.name != LOCK]
+    """What a run wrote: not the lock, nor a file left half-written by a kill (it was never the run's)."""
+    return [p for p in run_dir.iterdir() if p.name != LOCK and not is_temp(p)]
 
 
 def _empty(run_dir: Path) -> None:
-    """Remove what a run wrote, keeping the lock file this run holds."""
-    for path in _run_files(run_dir):
+    """Remove what a run wrote (half-written leftovers too), keeping the lock file this run holds."""
+    for path in (p for p in run_dir.iterdir() if p.name != LOCK):
         shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
@@ -265,11 +142,4 @@ def truncate_jsonl(path: Path, after_step: int) -> None:
                 kept.append(line)
         except json.JSONDecodeError:
             continue  # a line cut by a kill mid-write
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(k + "\n" for k in kept))
-    tmp.replace(path)
-
-
-def step_of(checkpoint: Path) -> int:
-    match = _CHECKPOINT.match(checkpoint.name)
-    return int(match.group(1)) if match else 0
+    write_atomic(path, "".join(k + "\n" for k in kept))

@@ -12,19 +12,18 @@ from typing import Any
 
 from utils.config import Recipe
 from utils.errors import StopRequested, UserError
-from utils.training._distributed import is_main_process, main_decides, start_process_group
-from utils.training._run_dir import (
+from utils.runs import (
     COMPLETIONS,
     METRICS,
     RESOLVED_RECIPE,
-    RunLock,
+    FolderLock,
     last_complete_checkpoint,
-    prepare_run_dir,
     saved_best_accuracy,
     step_of,
     trained_steps,
-    truncate_jsonl,
 )
+from utils.training._distributed import is_main_process, main_decides, start_process_group
+from utils.training._run_dir import prepare_run_dir, truncate_jsonl
 from utils.training._setup import RunSetup, set_up_run
 from utils.training._vllm_server import bound_requests, server_failure, server_url, uses_vllm_server
 
@@ -78,7 +77,7 @@ def run_training(setup: RunSetup | Recipe, resume: bool = False, force: bool = F
     log = log if is_main_process() else _silent
     with contextlib.ExitStack() as held, GracefulStop() as stop:
         def hold_and_check_folder() -> Path | None:  # the main process's alone: the others wait for its answer
-            held.enter_context(RunLock(setup.run_dir))
+            held.enter_context(FolderLock(setup.run_dir, "a run", "or set output.run_name for a separate run"))
             return prepare_run_dir(setup.recipe, resume=resume, force=force, log=log)
 
         resume_from = main_decides(hold_and_check_folder)
@@ -96,7 +95,7 @@ def run_training(setup: RunSetup | Recipe, resume: bool = False, force: bool = F
             return run.train()
         except StopRequested:
             log(f"{stop.requested} before the first training step: nothing saved")
-            return TrainOutcome(setup.run_dir, step_of(resume_from) if resume_from else 0, resume_from,
+            return TrainOutcome(setup.run_dir, (step_of(resume_from) if resume_from else None) or 0, resume_from,
                                 stop.requested, None)
 
 
@@ -162,7 +161,7 @@ def _build_trainer(setup: RunSetup, resume_from: Path | None, progress: bool, st
         recipe.dump(run_dir / RESOLVED_RECIPE)
         if resume_from is not None:
             for name in (METRICS, COMPLETIONS):
-                truncate_jsonl(run_dir / name, step_of(resume_from))
+                truncate_jsonl(run_dir / name, step_of(resume_from) or 0)
 
     recorder = RewardRecorder()
     monitor = RunMonitor(run_dir, recorder, recipe.output.completions_every, recipe.output.completions_sample,
