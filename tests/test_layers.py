@@ -78,3 +78,25 @@ def test_a_climb_is_caught(tmp_path, monkeypatch):
     monkeypatch.setattr(sys.modules[__name__], "UTILS", fake)
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
     assert climbs([["low"], ["high"]]) == ["utils/low/_a.py:2: low imports high, which is not below it"]
+
+
+def face_names(package: Path) -> list[str]:
+    tree = ast.parse((package / "__init__.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__all__" for t in node.targets):
+            return [ast.literal_eval(e) for e in node.value.elts]
+    return []
+
+
+def test_faces_list_only_what_callers_outside_use():
+    """A package's __all__ is its public face: each function and constant there is used by a caller outside the
+    package (another package, a script, a benchmark or a test); what only the package itself uses stays private.
+    Types (CamelCase) may be listed unused: they name what the public functions return."""
+    callers = [p for d in ("utils", "scripts", "bench", "tests") for p in (ROOT / d).rglob("*.py")]
+    texts = {p: p.read_text() for p in callers}
+    unused = []
+    for package in sorted(p.parent for p in UTILS.glob("*/__init__.py")):
+        outside = [t for p, t in texts.items() if package not in p.parents and f"utils.{package.name}" in t]
+        unused += [f"utils.{package.name}.{n}" for n in face_names(package)
+                   if not re.match(r"[A-Z][a-z]", n) and not any(re.search(rf"\b{n}\b", t) for t in outside)]
+    assert unused == []

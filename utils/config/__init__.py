@@ -12,7 +12,6 @@ from utils.config._sections import (
     Recipe,
 )
 from utils.config._validation import (
-    coerce,
     grpo_config_fields,
     recipe_from_dict,
     sections_from_dict,
@@ -28,7 +27,6 @@ __all__ = [
     "PromptSection",
     "Recipe",
     "RecipeSource",
-    "coerce",
     "deep_merge",
     "grpo_config_fields",
     "load_recipe",

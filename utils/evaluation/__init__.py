@@ -3,27 +3,24 @@
 
 from utils.evaluation._accuracy import EvalResult, evaluate_accuracy
 from utils.evaluation._benchmarks import LoadedBenchmark, load_benchmark
-from utils.evaluation._compare import Evaluated, compare, find_evaluation, flips, write_comparison
+from utils.evaluation._compare import Evaluated, compare, flips, write_comparison
 from utils.evaluation._evaluate import (
     EvalRequest,
     check_request,
     eval_dtype,
     evaluate_model,
     load_benchmarks,
-    make_generator,
 )
-from utils.evaluation._generation import Generated, HfGenerator, Sampling, generate_all, length_order
+from utils.evaluation._generation import Generated, HfGenerator, Sampling
 from utils.evaluation._metrics import (
-    by_problem,
     difference_interval,
     majority_correct,
     paired_difference_interval,
     pass_at_k,
-    problem_correct,
     summarize,
     wilson_interval,
 )
-from utils.evaluation._models import EvalModel, eval_tokenizer, load_eval_model, resolve_model
+from utils.evaluation._models import EvalModel, load_eval_model, resolve_model
 from utils.evaluation._report import benchmark_table, write_report
 from utils.evaluation._runner import BenchmarkRun, read_samples
 from utils.evaluation._vllm import VllmGenerator
@@ -42,26 +39,19 @@ __all__ = [
     "VllmGenerator",
     "WatchedSet",
     "benchmark_table",
-    "by_problem",
     "check_request",
     "compare",
     "difference_interval",
     "eval_dtype",
-    "eval_tokenizer",
     "evaluate_accuracy",
     "evaluate_model",
-    "find_evaluation",
     "flips",
-    "generate_all",
-    "length_order",
     "load_benchmark",
     "load_benchmarks",
     "load_eval_model",
     "majority_correct",
-    "make_generator",
     "paired_difference_interval",
     "pass_at_k",
-    "problem_correct",
     "read_samples",
     "resolve_model",
     "summarize",

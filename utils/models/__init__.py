@@ -1,7 +1,7 @@
 """The machine (and its CPU's bf16 decision), the backend choice (unsloth | hf), model loading, LoRA, adapters,
 GGUF import."""
 
-from utils.models._gguf import convert_gguf, load_gguf, plain_model, smollm2_checkpoint, smollm2_gguf
+from utils.models._gguf import load_gguf, plain_model, smollm2_checkpoint, smollm2_gguf
 from utils.models._hardware import CPU_BF16_ENV, CpuPrecision, Hardware, detect_hardware, probe_cpu
 from utils.models._loading import (
     BackendChoice,
@@ -38,7 +38,6 @@ __all__ = [
     "adapter_config",
     "build_tiny_qwen2",
     "build_tokenizer",
-    "convert_gguf",
     "detect_hardware",
     "holds_weights",
     "import_backend",

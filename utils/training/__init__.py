@@ -9,8 +9,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from utils.training._config import build_grpo_config, check_trl_trains_here, differences_from_trl, grpo_config_kwargs
-from utils.training._distributed import end_process_group, is_main_process, world_size
+from utils.training._config import check_trl_trains_here, grpo_config_kwargs
+from utils.training._distributed import end_process_group, is_main_process
 from utils.training._plan import format_plan
 from utils.training._setup import RunSetup, check_run_paths, cpu_precision, reward_weights, set_up_run
 from utils.training._trainer import PreparedRun, TrainOutcome, prepare_training, run_training
@@ -37,12 +37,10 @@ __all__ = [
     "RunSetup",
     "TrainOutcome",
     "bound_requests",
-    "build_grpo_config",
     "check_run_paths",
     "check_trl_trains_here",
     "check_vllm_server",
     "cpu_precision",
-    "differences_from_trl",
     "end_process_group",
     "format_plan",
     "grpo_config_kwargs",
@@ -52,5 +50,4 @@ __all__ = [
     "run_training",
     "set_up_run",
     "wait_for_server",
-    "world_size",
 ]
