@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from utils.training._config import build_grpo_config, check_trl_trains_here, differences_from_trl, grpo_config_kwargs
 from utils.training._distributed import end_process_group, is_main_process, world_size
+from utils.training._faults import RunFailed
 from utils.training._plan import format_plan
 from utils.training._run_dir import RunLock, last_complete_checkpoint, trained_model_folder
 from utils.training._setup import RunSetup, check_run_paths, reward_weights, set_up_run
@@ -34,6 +35,7 @@ __all__ = [
     "Bf16GenerationCopy",
     "PreparedRun",
     "RewardRecorder",
+    "RunFailed",
     "RunMonitor",
     "RunLock",
     "RunSetup",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import resource
 import shutil
 import signal
@@ -26,6 +27,7 @@ from utils.errors import StopRequested
 from utils.evaluation import evaluate_accuracy
 from utils.rewards import completion_text
 from utils.training._distributed import largest_across_ranks, wait_for_all
+from utils.training._faults import SaveFailed, is_write_failure
 from utils.training._plots import plot_metrics
 from utils.training._run_dir import COMPLETIONS, METRICS, mark_complete, saved_best_accuracy
 
@@ -87,13 +89,27 @@ def peak_memory_mib() -> float:
 
 
 class JsonlWriter:
+    """One JSON record per line; NaN and inf (a metric TRL averaged over nothing) are written as null, since
+    JSON has no spelling for them and strict readers refuse Python's bare NaN."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
 
     def write(self, record: dict) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        line = json.dumps(_finite(record), ensure_ascii=False, default=str, allow_nan=False)
         with self.path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+            f.write(line + "\n")
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 class RunMonitor(TrainerCallback):
@@ -238,12 +254,19 @@ class EvalCallback(TrainerCallback):
         return accuracy
 
     def _save_best(self, model: Any, step: int, accuracy: float) -> None:
-        """Write best.tmp fully, then swap it in: best/ is never half-written."""
+        """Write best.tmp fully, then swap it in: best/ is never half-written (a write that fails, a full
+        disk, leaves the previous best/ and ends the run with SaveFailed)."""
         tmp = self.best_dir.with_name("best.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        model.save_pretrained(tmp)
-        self.tokenizer.save_pretrained(tmp)
-        (tmp / "best.json").write_text(json.dumps({"step": step, "accuracy": accuracy}) + "\n")
+        try:
+            model.save_pretrained(tmp)
+            self.tokenizer.save_pretrained(tmp)
+            (tmp / "best.json").write_text(json.dumps({"step": step, "accuracy": accuracy}) + "\n")
+        except Exception as err:
+            if not is_write_failure(err):
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise SaveFailed("best/", step, err) from err
         old = self.best_dir.with_name("best.old")
         if self.best_dir.exists():
             self.best_dir.replace(old)
