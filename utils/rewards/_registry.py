@@ -274,7 +274,8 @@ class BoundReward:
         log_metric = kwargs.get("log_metric")
         if callable(log_metric):  # TRL's hook: averaged over the logging step, into metrics.jsonl
             log_metric(f"rewards/{self.__name__}/skipped", float(len(positions)))
-        return [None if i in positions else v for i, v in enumerate(values)]
+        skipped = set(positions)
+        return [None if i in skipped else v for i, v in enumerate(values)]
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
