@@ -1,16 +1,19 @@
 """A newcomer's faults, re-run: bad input and interrupted runs through `scripts/grpo_train.py` (tiny model).
 
-    .venv/bin/python bench/probe_runs.py        (make probe; about 5 minutes on 2 cores)
+    .venv/bin/python bench/probe_runs.py [NAME ...]   (make probe; about 8 minutes on 2 cores)
 
 Every probe must end in exit 0 or 2, with exactly one `error:` line on stderr for 2 and no traceback, and
-leave a run folder that the plain command (or `--resume`, where a checkpoint exists) then runs from.
-Prints one row per probe and exits 1 if any probe fails.
+leave a run folder that the plain command (or `--resume`, where a checkpoint exists), with the probe's fix,
+then runs from. Prints one row per probe and exits 1 if any probe fails. NAMEs run only the probes whose
+name contains one of them (`bench/probe_runs.py reward disk`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -33,6 +36,8 @@ class Probe:
     prepare: Callable[[Path], None] | None = None  # runs first, given the output dir
     signal_after_s: float | None = None  # SIGTERM this long after start (a stop while loading)
     expect: int = 0
+    fix: list[str] = field(default_factory=list)  # what the rerun adds: the user's fix after a fault
+    small_disk_kib: int | None = None  # run on a tmpfs this small (a private mount namespace, unshare -rm)
 
 
 def command(out: Path, model: Path, probe: Probe, *extra: str) -> list[str]:
@@ -65,6 +70,40 @@ def damaged_last_checkpoint(model: Path) -> Callable[[Path], None]:
     return prepare
 
 
+def can_mount_tmpfs() -> bool:
+    if not shutil.which("unshare"):
+        return False
+    return subprocess.run(["unshare", "-rm", "sh", "-c", "mount -t tmpfs -o size=64k tmpfs /mnt"],
+                          capture_output=True).returncode == 0
+
+
+def run_on_small_disk(cmd: list[str], out: Path, kib: int) -> subprocess.CompletedProcess:
+    """`cmd` with `out` on a tmpfs of `kib` KiB; what it left is copied back to the real `out` afterwards (the
+    tmpfs ends with the namespace), so the rerun continues from it at the same paths, with room."""
+    stage = out.with_name(out.name + ".stage")
+    stage.mkdir()
+    script = (f"mount -t tmpfs -o size={kib}k tmpfs {out} || exit 99; {shlex.join(cmd)}; rc=$?; "
+              f"cp -a {out}/. {stage}/; exit $rc")
+    result = run(["unshare", "-rm", "sh", "-c", script])
+    for path in stage.iterdir():
+        shutil.move(str(path), out / path.name)
+    stage.rmdir()
+    return result
+
+
+MISBEHAVES = "rewards.tests.custom_rewards.misbehaves"  # scores 0.5 at step 1, then fails as `how` says
+
+
+def misbehaving_reward(how: str, skip: bool = False) -> Probe:
+    """A custom reward that fails at step 2; fixed by scoring failures as None (raise, NaN, inf) or, for a
+    wrong shape (a bug skip cannot cover), by a fixed reward (`from_step` past the run) and --force."""
+    name = f"reward: {how}" + (", rewards_on_error: skip" if skip else "")
+    sets = [f"{MISBEHAVES}={{weight: 1.0, how: {how}}}", *(["rewards_on_error=skip"] if skip else [])]
+    fix = ["--set", "rewards_on_error=skip"] if how in ("raise", "nan", "inf") else \
+        ["--force", "--set", f"{MISBEHAVES}={{weight: 1.0, how: {how}, from_step: 99}}"]
+    return Probe(name, sets=sets, expect=0 if skip else 2, fix=[] if skip else fix)
+
+
 def huge_problem_file(out: Path) -> None:
     rows = [json.loads(line) for line in (ROOT / "data" / "openr1_sample.jsonl").read_text().splitlines()]
     rows[0]["problem"] = "Compute 1 + 1. " * 7000
@@ -92,6 +131,10 @@ def probes(model: Path, tmp: Path) -> list[Probe]:
         Probe("numeric run name", sets=["output.run_name=2024"]),
         Probe("stale lock of a dead run", prepare=lambda out: (out / "smoke_cpu").mkdir(parents=True)
               or (out / "smoke_cpu" / ".lock").write_text("999999\n")),
+        # a 470 KiB disk holds checkpoint-1 (~300 KiB with the logs), not checkpoint-2: torch's writer fails
+        Probe("disk fills during a checkpoint save", small_disk_kib=470, expect=2),
+        *[misbehaving_reward(how) for how in ("raise", "short", "scalar", "nan", "inf")],
+        misbehaving_reward("raise", skip=True),
     ]
 
 
@@ -117,35 +160,45 @@ def usable(out: Path, model: Path, probe: Probe) -> str | None:
     from utils.runs import last_complete_checkpoint  # main() put the repository on sys.path
 
     resume = ["--resume"] if last_complete_checkpoint(folder) else []
-    again = run(command(out, model, fixed, *resume))
+    again = run(command(out, model, fixed, *resume, *probe.fix))
     return None if again.returncode == 0 else f"rerun exit {again.returncode}: {again.stderr.strip()[-200:]}"
 
 
-def main() -> int:
+def main(names: list[str]) -> int:
     sys.path.insert(0, str(ROOT))
     from utils.models import build_tiny_qwen2
 
-    failures = 0
+    failures = ran = 0
+    small_disk = can_mount_tmpfs()
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         model = build_tiny_qwen2(tmp / "tiny")
         for i, probe in enumerate(probes(model, tmp)):
+            if names and not any(name in probe.name for name in names):
+                continue
+            if probe.small_disk_kib and not small_disk:
+                print(f"skip {probe.name:<40} (no private mount namespace here: unshare -rm)", flush=True)
+                continue
             out = tmp / f"probe{i}"
             out.mkdir()
             if probe.prepare:
                 probe.prepare(out)
             started = time.perf_counter()
-            result = run(command(out, model, probe), probe.signal_after_s)
+            if probe.small_disk_kib:
+                result = run_on_small_disk(command(out, model, probe), out, probe.small_disk_kib)
+            else:
+                result = run(command(out, model, probe), probe.signal_after_s)
             problem = check(result, probe.expect) or usable(out, model, probe)
             failures += problem is not None
+            ran += 1
             said = (result.stderr.strip().splitlines() or [""])[-1][:90] if result.returncode else \
                 (result.stdout.strip().splitlines() or [""])[-1][:90]
             print(f"{'ok  ' if problem is None else 'FAIL'} {probe.name:<40} exit {result.returncode} "
                   f"({time.perf_counter() - started:4.1f} s)  {problem or said}", flush=True)
-    print(f"{failures} of {len(probes(Path('.'), Path('.')))} probes failed" if failures else "all probes passed")
+    print(f"{failures} of {ran} probes failed" if failures else f"all {ran} probes passed")
     return 1 if failures else 0
 
 
 if __name__ == "__main__":
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

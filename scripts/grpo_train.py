@@ -4,6 +4,7 @@
 
 The run folder is output.dir/run_name (default checkpoints/<recipe name>/). Ctrl-C or SIGTERM finishes
 the current step, saves a checkpoint and exits 0; `--resume` continues from the last complete checkpoint.
+A fault mid-run (a full disk, a failing reward) is one line, exit 2, with the command that continues.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ import _bootstrap  # noqa: F401  (puts the repo root on sys.path)
 
 from utils.cli import run_main
 from utils.config import read_recipe
+from utils.errors import UserError
 from utils.runs import BEST
 from utils.training import (
+    RunFailed,
     TrainOutcome,
     end_process_group,
     format_plan,
@@ -58,7 +61,11 @@ def main(argv: list[str] | None = None) -> int:
         print(format_plan(setup), flush=True)
     if args.dry_run:
         return 0
-    outcome = run_training(setup, resume=args.resume, force=args.force, progress=not args.no_progress)
+    try:
+        outcome = run_training(setup, resume=args.resume, force=args.force, progress=not args.no_progress)
+    except RunFailed as failed:  # a full disk, a failing reward: one line that ends in the command to go on
+        command = rerun_command(args, "--resume") if failed.checkpoint else rerun_command(args)
+        raise UserError(failed.with_command(command)) from None
     end_process_group()  # every rank is done: closed now, not by the interpreter's exit
     if main_process:
         report(outcome, args)

@@ -347,3 +347,62 @@ def test_grpo_trainer_logs_each_reward(tiny_model_dir: Path, tmp_path: Path) -> 
     logged = {k for entry in trainer.state.log_history for k in entry}
     for name in ("accuracy", "format", "overlong", CUSTOM):
         assert f"rewards/{name}/mean" in logged, sorted(logged)
+
+
+# ---------------------------------------------------------------------------------------------
+# Every call checked: a reward's bug is one line naming it (registry and custom rewards alike)
+
+MISBEHAVES = "tests.custom_rewards.misbehaves"
+
+
+def bound(how: str, on_error: str = "stop"):
+    functions, _ = build_reward_functions({MISBEHAVES: {"weight": 1.0, "how": how}}, "think_boxed", 64, on_error)
+    return functions[0]
+
+
+@pytest.mark.parametrize("how, said", [
+    ("raise", "raised ZeroDivisionError (division by zero): fix the reward, or set rewards_on_error: skip"),
+    ("short", "returned 1 rewards for 2 completions: return one reward per completion (a number, or None"),
+    ("scalar", "returned 0.5 (a float), not a list of 2 rewards: return one reward per completion"),
+    ("nan", "returned nan for completion 0: fix the reward (None skips a completion), or set rewards_on_error"),
+    ("-inf", "returned -inf for completion 0: fix the reward (None skips a completion)"),
+])
+def test_a_misbehaving_reward_call_is_one_line_naming_it(how: str, said: str) -> None:
+    with pytest.raises(UserError) as err:
+        bound(how)(PROMPTS * 2, ["a", "b"])
+    assert str(err.value).startswith(f"rewards.{MISBEHAVES} {said}") and "\n" not in str(err.value)
+
+
+def test_reward_values_must_be_numbers_or_none_and_come_back_as_floats() -> None:
+    reward = build_reward_functions({"accuracy": 1.0}, "think_boxed", 64)[0][0]
+    reward.fn = lambda prompts, completions, **kw: [1, None, "0.5"]
+    with pytest.raises(UserError, match=r"rewards.accuracy returned '0.5' \(a str\) for completion 2"):
+        reward(PROMPTS * 3, ["a", "b", "c"])
+    reward.fn = lambda prompts, completions, **kw: (1, None, True)
+    assert reward(PROMPTS * 3, ["a", "b", "c"]) == [1.0, None, 1.0]
+    assert pickle.loads(pickle.dumps(bound("nan"))).on_error == "stop"
+
+
+def test_skip_scores_a_failing_call_as_none_warns_once_and_counts(capsys: pytest.CaptureFixture) -> None:
+    logged: list[tuple[str, float]] = []
+    reward = bound("raise", "skip")
+    for _ in range(3):
+        assert reward(PROMPTS * 2, ["a", "b"], log_metric=lambda k, v: logged.append((k, v))) == [None, None]
+    nan = bound("nan", "skip")
+    assert nan(PROMPTS * 2, ["a", "b"]) == [None, 0.5]
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 2 and "raised ZeroDivisionError" in warnings[0] and "returned nan" in warnings[1]
+    assert reward.skipped == 6 and nan.skipped == 1
+    assert logged == [(f"rewards/{MISBEHAVES}/skipped", 2.0)] * 3
+    with pytest.raises(UserError, match="not a list of 2 rewards"):  # a wrong shape is a bug: never skipped
+        bound("scalar", "skip")(PROMPTS * 2, ["a", "b"])
+
+
+def test_rewards_on_error_is_a_checked_recipe_key() -> None:
+    assert recipe_from_dict({}).rewards_on_error == "stop"
+    recipe = recipe_from_dict({"rewards_on_error": "skip"})
+    assert recipe.rewards_on_error == "skip" and recipe.to_dict()["rewards_on_error"] == "skip"
+    with pytest.raises(UserError, match=r"recipe: rewards_on_error: 'ignore' is not one of stop, skip"):
+        recipe_from_dict({"rewards_on_error": "ignore"})
+    with pytest.raises(UserError, match=r"rewards_on_eror: unknown key \(did you mean 'rewards_on_error'\?\)"):
+        recipe_from_dict({"rewards_on_eror": "skip"})

@@ -131,7 +131,7 @@ SECTIONS: dict[str, type] = {
     "eval": EvalSection,
     "output": OutputSection,
 }
-TOP_LEVEL_KEYS = ("extends", *SECTIONS, "rewards", "training")
+TOP_LEVEL_KEYS = ("extends", *SECTIONS, "rewards", "rewards_on_error", "training")
 DEFAULT_REWARDS: dict[str, float] = {"accuracy": 1.0, "format": 0.25}
 # GRPOConfig fields the recipe may not set: we own them, and say where to set them instead.
 TRAINING_RESERVED = {"output_dir": "set output.dir / output.run_name instead"}
@@ -144,6 +144,7 @@ class Recipe:
     data: DataSection = field(default_factory=DataSection)
     prompt: PromptSection = field(default_factory=PromptSection)
     rewards: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_REWARDS))
+    rewards_on_error: str = "stop"  # a reward that raises or returns NaN/inf: stop the run, or skip (score None)
     training: dict[str, Any] = field(default_factory=dict)
     eval: EvalSection = field(default_factory=EvalSection)
     output: OutputSection = field(default_factory=OutputSection)
@@ -166,6 +167,7 @@ class Recipe:
             out[name] = dataclasses.asdict(getattr(self, name))
         out["output"]["run_name"] = self.run_name
         out["rewards"] = dict(self.rewards)
+        out["rewards_on_error"] = self.rewards_on_error
         out["training"] = dict(self.training)
         return out
 

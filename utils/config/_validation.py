@@ -32,6 +32,7 @@ def recipe_from_dict(raw: dict[str, Any], where: str = "recipe", source: Path | 
     for name, cls in SECTIONS.items():
         kwargs[name] = _build_section(cls, raw.get(name, {}), name, where)
     kwargs["rewards"] = _check_rewards(raw.get("rewards", DEFAULT_REWARDS), where)
+    kwargs["rewards_on_error"] = _check_on_error(raw.get("rewards_on_error", "stop"), where)
     kwargs["training"] = check_training(raw.get("training", {}), where)
     recipe = Recipe(**kwargs)
     _check_consistency(recipe, where)
@@ -47,7 +48,8 @@ def sections_from_dict(raw: dict[str, Any], where: str = "recipe") -> Recipe:
         if key not in TOP_LEVEL_KEYS or key == "extends":
             raise UserError(f"{where}: {_unknown_key_message(str(key), TOP_LEVEL_KEYS[1:])}")
     kwargs: dict[str, Any] = {name: _build_section(cls, raw.get(name, {}), name, where) for name, cls in SECTIONS.items()}
-    recipe = Recipe(**kwargs, rewards=_check_rewards(raw.get("rewards", DEFAULT_REWARDS), where))
+    recipe = Recipe(**kwargs, rewards=_check_rewards(raw.get("rewards", DEFAULT_REWARDS), where),
+                    rewards_on_error=_check_on_error(raw.get("rewards_on_error", "stop"), where))
     _check_consistency(recipe, where)
     return recipe
 
@@ -203,6 +205,15 @@ def _check_rewards(rewards: Any, where: str) -> dict[str, Any]:
             spec = coerce(spec, float, key, where)
         checked[str(name)] = spec
     return checked
+
+
+def _check_on_error(value: Any, where: str) -> str:
+    from utils.rewards import ON_ERROR_MODES  # lazy, as in _check_rewards
+
+    if value not in ON_ERROR_MODES:
+        raise UserError(f"{where}: rewards_on_error: {value!r} is not one of {', '.join(ON_ERROR_MODES)} "
+                        "(stop: a reward that raises or returns NaN/inf ends the run; skip: it scores no reward)")
+    return str(value)
 
 
 def grpo_config_fields() -> dict[str, Any]:

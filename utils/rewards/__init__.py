@@ -7,7 +7,9 @@ sample: rewards that need the gold answer return None where the gold itself cann
 than rewarding or punishing the model for the dataset's fault.
 
 Parameters (format, lengths, penalties) are keyword-only arguments with defaults; a recipe sets them
-with `rewards: {overlong: {weight: 1.0, buffer: 256}}` and `build_reward_functions` binds them.
+with `rewards: {overlong: {weight: 1.0, buffer: 256}}` and `build_reward_functions` binds them, checking
+every call's result (one number or None per completion; the recipe's `rewards_on_error`, one of
+ON_ERROR_MODES, says whether a reward that raises or returns NaN / inf stops the run or scores None).
 
 | name | what it rewards |
 |---|---|
@@ -24,10 +26,11 @@ with `rewards: {overlong: {weight: 1.0, buffer: 256}}` and `build_reward_functio
 from utils.rewards._common import RewardFunction, completion_text
 from utils.rewards._correctness import accuracy, length
 from utils.rewards._format import format_soft, format_strict, tag_count
-from utils.rewards._registry import REWARDS, build_reward_functions, check_reward
+from utils.rewards._registry import ON_ERROR_MODES, REWARDS, build_reward_functions, check_reward
 from utils.rewards._shaping import overlong, reasoning_steps, repetition
 
 __all__ = [
+    "ON_ERROR_MODES",
     "REWARDS",
     "RewardFunction",
     "accuracy",

@@ -6,6 +6,7 @@ Training writes a run folder (utils.training); evaluation and export read one th
 
 from utils.runs._folder import (
     BEST,
+    COMPLETE_MARKER,
     COMPLETIONS,
     LOCK,
     METRICS,
@@ -30,6 +31,7 @@ from utils.runs._recipe import find_run_dir, run_recipe
 
 __all__ = [
     "BEST",
+    "COMPLETE_MARKER",
     "COMPLETIONS",
     "LOCK",
     "METRICS",

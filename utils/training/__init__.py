@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from utils.training._config import check_trl_trains_here, grpo_config_kwargs
 from utils.training._distributed import end_process_group, is_main_process
+from utils.training._faults import RunFailed
 from utils.training._plan import format_plan
 from utils.training._setup import RunSetup, check_run_paths, cpu_precision, reward_weights, set_up_run
 from utils.training._trainer import PreparedRun, TrainOutcome, prepare_training, run_training
@@ -33,6 +34,7 @@ __all__ = [
     "Bf16GenerationCopy",
     "PreparedRun",
     "RewardRecorder",
+    "RunFailed",
     "RunMonitor",
     "RunSetup",
     "TrainOutcome",

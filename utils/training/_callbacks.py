@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import resource
 import signal
 import sys
@@ -36,6 +37,7 @@ from utils.runs import (
     write_best_record,
 )
 from utils.training._distributed import largest_across_ranks, wait_for_all
+from utils.training._faults import SaveFailed, is_write_failure
 from utils.training._plots import plot_metrics
 
 
@@ -97,13 +99,27 @@ def peak_memory_mib() -> float:
 
 
 class JsonlWriter:
+    """One JSON record per line; NaN and inf (a metric TRL averaged over nothing) are written as null, since
+    JSON has no spelling for them and strict readers refuse Python's bare NaN."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
 
     def write(self, record: dict) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        line = json.dumps(_finite(record), ensure_ascii=False, default=str, allow_nan=False)
         with self.path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+            f.write(line + "\n")
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 class RunMonitor(TrainerCallback):
@@ -248,11 +264,17 @@ class EvalCallback(TrainerCallback):
         return accuracy
 
     def _save_best(self, model: Any, step: int, accuracy: float) -> None:
-        """Written whole under a temporary name, then swapped in: best/ is never half-written."""
-        with staged(self.best_dir) as tmp:
-            model.save_pretrained(tmp)
-            self.tokenizer.save_pretrained(tmp)
-            write_best_record(tmp, step, accuracy)
+        """Written whole under a temporary name, then swapped in: best/ is never half-written (a write that
+        fails, a full disk, leaves the previous best/ and ends the run with SaveFailed)."""
+        try:
+            with staged(self.best_dir) as tmp:
+                model.save_pretrained(tmp)
+                self.tokenizer.save_pretrained(tmp)
+                write_best_record(tmp, step, accuracy)
+        except Exception as err:
+            if not is_write_failure(err):
+                raise
+            raise SaveFailed("best/", step, err) from err
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         if state.global_step == 0 and self.every_steps:

@@ -47,7 +47,8 @@ def format_plan(setup: RunSetup) -> str:
         f"Data       {setup.data_source}; format {d.format}",
         f"           subset: {d.subset if d.subset else 'all rows'}; validation: {d.validation}; seed {d.seed}",
         f"Prompt     {recipe.prompt.format}",
-        "Rewards    " + ", ".join(_reward_line(n, s) for n, s in recipe.rewards.items()),
+        "Rewards    " + ", ".join(_reward_line(n, s) for n, s in recipe.rewards.items())
+        + ("; a reward that fails scores None (rewards_on_error: skip)" if recipe.rewards_on_error == "skip" else ""),
         f"Eval       every {recipe.eval.every_steps} steps on "
         + ", ".join(f"{w['name']} ({w['samples']} problems)" for w in recipe.eval.watched())
         + f"; best/ by {recipe.eval.best_name}"

@@ -87,7 +87,8 @@ def set_up_run(recipe: Recipe | RecipeSource, hw: Hardware | None = None) -> Run
     check_vllm_server(config, hw.cuda)  # server mode: the server answers now, or one line before anything loads
     from utils.rewards import build_reward_functions
 
-    reward_funcs, _ = build_reward_functions(recipe.rewards, recipe.prompt.format, config.max_completion_length)
+    reward_funcs, _ = build_reward_functions(recipe.rewards, recipe.prompt.format, config.max_completion_length,
+                                             recipe.rewards_on_error)
     data_source = check_run_paths(recipe)
     vllm_on_cpu = bool(config.use_vllm) and config.vllm_mode == "colocate" and not hw.cuda  # server: elsewhere
     bf16_copy, precision_lines = cpu_precision(recipe, hw, config, backend.name)

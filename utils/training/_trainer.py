@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from utils.runs import (
     trained_steps,
 )
 from utils.training._distributed import is_main_process, main_decides, start_process_group
+from utils.training._faults import RunFailed, SaveFailed, disk_full, guard_checkpoint_saves, save_failure
 from utils.training._run_dir import prepare_run_dir, truncate_jsonl
 from utils.training._setup import RunSetup, set_up_run
 from utils.training._vllm_server import bound_requests, server_failure, server_url, uses_vllm_server
@@ -48,14 +48,21 @@ class PreparedRun:
     evaluator: Any  # EvalCallback or None
     train_rows: int
     data_report: str
+    monitor: Any = None  # RunMonitor: its progress bar is closed when a fault ends the run
 
     def train(self) -> TrainOutcome:
+        """Train to the end, or to a stop; a fault a user can fix (a save that cannot write, a reward that
+        fails) is a RunFailed naming the last complete checkpoint, which `--resume` continues from."""
         try:
             self.trainer.train(resume_from_checkpoint=str(self.resume_from) if self.resume_from else None)
+        except SaveFailed as err:
+            raise self._ended(save_failure(self.run_dir, err)) from None
+        except UserError as err:  # raised inside a step (a reward that failed): what was saved stays
+            raise self._ended(RunFailed(str(err), last_complete_checkpoint(self.run_dir))) from None
         except OSError as err:  # requests' ConnectionError is an OSError too
             step = self.trainer.state.global_step
             if err.errno == errno.ENOSPC:
-                raise UserError(_disk_full_message(self.run_dir, step)) from None
+                raise self._ended(disk_full(self.run_dir, step)) from None
             lost = server_failure(err, server_url(self.trainer.args), step) if uses_vllm_server(self.trainer.args) else None
             if lost is None:
                 raise
@@ -63,6 +70,12 @@ class PreparedRun:
         best = self.evaluator.best if self.evaluator and self.evaluator.best >= 0 else None
         return TrainOutcome(self.run_dir, self.trainer.state.global_step, last_complete_checkpoint(self.run_dir),
                             self.stop.requested, best)
+
+    def _ended(self, failure: RunFailed) -> RunFailed:
+        bar = getattr(self.monitor, "bar", None)
+        if bar is not None:
+            bar.close()  # the error line starts on a line of its own
+        return failure
 
 
 def run_training(setup: RunSetup | Recipe, resume: bool = False, force: bool = False, progress: bool = True,
@@ -92,7 +105,10 @@ def run_training(setup: RunSetup | Recipe, resume: bool = False, force: bool = F
             steps = run.trainer.args.max_steps
             log(f"training on {run.train_rows} problems, {steps if steps > 0 else 'all'} steps"
                 + (f", resuming from {run.resume_from}" if run.resume_from else ""))
-            return run.train()
+            outcome = run.train()
+            for line in _skipped_rewards(setup.reward_funcs):
+                log(line)
+            return outcome
         except StopRequested:
             log(f"{stop.requested} before the first training step: nothing saved")
             return TrainOutcome(setup.run_dir, (step_of(resume_from) if resume_from else None) or 0, resume_from,
@@ -124,13 +140,10 @@ def _finished(setup: RunSetup, resume_from: Path | None) -> TrainOutcome | None:
     return TrainOutcome(setup.run_dir, done, resume_from, None, saved_best_accuracy(setup.run_dir))
 
 
-def _disk_full_message(run_dir: Path, step: int) -> str:
-    previous = last_complete_checkpoint(run_dir)
-    needed = sum(f.stat().st_size for f in previous.rglob("*") if f.is_file()) if previous else 0
-    free = shutil.disk_usage(run_dir).free
-    need = f"about {needed / 2**20:.0f} MiB needed, " if needed else ""
-    return (f"{run_dir}: disk full while saving the checkpoint after step {step} ({need}{free / 2**20:.0f} MiB free); "
-            "the partial checkpoint is not marked complete: free some space, then rerun with --resume")
+def _skipped_rewards(reward_funcs: list[Any]) -> list[str]:
+    """A line per reward that failed on some completions under rewards_on_error: skip, with the count."""
+    return [f"rewards.{f.__name__}: {f.skipped} completions scored as no reward after the reward failed "
+            "(rewards_on_error: skip)" for f in reward_funcs if getattr(f, "skipped", 0)]
 
 
 def _build_trainer(setup: RunSetup, resume_from: Path | None, progress: bool, stop: Any) -> PreparedRun:
@@ -145,6 +158,10 @@ def _build_trainer(setup: RunSetup, resume_from: Path | None, progress: bool, st
     from utils.models import load_model_and_tokenizer
     from utils.training._callbacks import RewardRecorder, RunMonitor
 
+    if not progress:  # transformers' "Loading weights" bar too: stderr is left to warnings and errors
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
     loaded = load_model_and_tokenizer(recipe, setup.hardware, setup.backend)
     data = load_training_data(recipe, loaded.tokenizer)
     watched = watched_sets(recipe, data.validation) if recipe.eval.every_steps else []  # before the folder is written
@@ -176,6 +193,7 @@ def _build_trainer(setup: RunSetup, resume_from: Path | None, progress: bool, st
         callbacks=[c for c in (evaluator, monitor, stop) if c is not None],
     )
     trainer.remove_callback(PrinterCallback)  # our progress bar and metrics.jsonl replace raw log dicts
+    guard_checkpoint_saves(trainer, main)  # a save that cannot write: one line, the partial folder removed
     if setup.vllm_on_cpu:
         from utils.training._vllm_cpu import reload_weights_in_place
 
@@ -195,7 +213,7 @@ def _build_trainer(setup: RunSetup, resume_from: Path | None, progress: bool, st
         from utils.training._cpu_generation import use_generation_copy
 
         use_generation_copy(trainer)
-    return PreparedRun(trainer, run_dir, resume_from, stop, evaluator, len(data.train), str(data.report))
+    return PreparedRun(trainer, run_dir, resume_from, stop, evaluator, len(data.train), str(data.report), monitor)
 
 
 def _evaluator(recipe: Recipe, watched: list[Any], tokenizer: Any, monitor: Any) -> Any:
