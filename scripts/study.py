@@ -89,7 +89,9 @@ def print_summary(summary: dict, folder: Path) -> None:
         bwt = result["backward_transfer"]
         if bwt is not None:
             print(f"  backward transfer: {100 * bwt['value']:+.1f} points")
-    print(f"\nreport: {folder / 'report.md'}; matrix: {folder / 'matrix.csv'}; plots: {folder / 'plots'}")
+    from utils.study import MATRIX, PLOTS, REPORT
+
+    print(f"\nreport: {folder / REPORT}; matrix: {folder / MATRIX}; plots: {folder / PLOTS}")
 
 
 if __name__ == "__main__":

@@ -9,29 +9,24 @@ paired intervals, flips, forgetting, backward transfer).
 The top package: it runs training, evaluation and export through their faces.
 """
 
-from utils.study._outputs import MATRIX, PLOTS, REPORT, SUMMARY, write_outputs
-from utils.study._plan import Chain, StudyPlan, check_study, format_plan, load_study_benchmarks
-from utils.study._retention import backward_transfer, read_row, retention
-from utils.study._run import RESOLVED, STATE, StudyOutcome, run_study
+from utils.study._outputs import MATRIX, PLOTS, REPORT, write_outputs
+from utils.study._plan import Chain, StudyPlan, check_study, format_plan
+from utils.study._retention import read_row, retention
+from utils.study._run import StudyOutcome, run_study
 from utils.study._spec import Study, StudyBenchmark, StudyStage, read_study
 
 __all__ = [
     "MATRIX",
     "PLOTS",
     "REPORT",
-    "RESOLVED",
-    "STATE",
-    "SUMMARY",
     "Chain",
     "Study",
     "StudyBenchmark",
     "StudyOutcome",
     "StudyPlan",
     "StudyStage",
-    "backward_transfer",
     "check_study",
     "format_plan",
-    "load_study_benchmarks",
     "read_row",
     "read_study",
     "retention",
