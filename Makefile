@@ -15,7 +15,7 @@ VPYTHON := $(VVENV)/bin/python
 VSTAMP  := $(VVENV)/.installed
 TINY    := checkpoints/tiny-qwen2
 
-.PHONY: test-dist test-vllm-slow smoke setup setup-deepspeed setup-gpu setup-unsloth setup-vllm test test-slow test-unsloth test-vllm lint demo bench bench-vllm probe tiny-model smollm2 clean
+.PHONY: test-dist test-vllm-slow study smoke setup setup-deepspeed setup-gpu setup-unsloth setup-vllm test test-slow test-unsloth test-vllm lint demo bench bench-vllm probe tiny-model smollm2 clean
 
 setup: $(STAMP)
 
@@ -106,6 +106,13 @@ DATA     ?= synthetic
 DATA_DIR ?=
 demo: $(STAMP) smollm2
 	$(PYTHON) scripts/demo.py --data $(DATA) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
+
+# The retention study on a real model, offline: SmolLM2-135M-Instruct trained on generated word problems, then on
+# arithmetic, evaluated before and after each stage on both and a GSM8K slice (the data folder: DATA_DIR=..., else
+# $GRPO_MATH_DATA_DIR, else ../shared/data). About 20 min on 2 cores (estimate); rerun after a stop to continue.
+study: $(STAMP) smollm2
+	$(PYTHON) -c "from utils.models import smollm2_checkpoint; smollm2_checkpoint('.cache/models')"
+	$(if $(DATA_DIR),GRPO_MATH_DATA_DIR=$(DATA_DIR)) $(PYTHON) scripts/study.py recipes/studies/smollm2_cpu.yaml --resume
 
 # The pipeline in 20 seconds: a tiny random model, 4 GRPO steps on the sample problems (CI runs it).
 smoke: $(STAMP) tiny-model

@@ -10,6 +10,7 @@ from utils.evaluation._evaluate import (
     eval_dtype,
     evaluate_model,
     load_benchmarks,
+    make_generator,
 )
 from utils.evaluation._generation import Generated, HfGenerator, Sampling
 from utils.evaluation._metrics import (
@@ -50,6 +51,7 @@ __all__ = [
     "load_benchmarks",
     "load_eval_model",
     "majority_correct",
+    "make_generator",
     "paired_difference_interval",
     "pass_at_k",
     "read_samples",
