@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from utils.config import load_recipe
-from utils.training import RunFailed, last_complete_checkpoint
+from utils.runs import last_complete_checkpoint
+from utils.training import RunFailed
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "recipes" / "smoke_cpu.yaml"
