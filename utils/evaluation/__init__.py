@@ -3,7 +3,14 @@
 
 from utils.evaluation._accuracy import EvalResult, evaluate_accuracy
 from utils.evaluation._benchmarks import LoadedBenchmark, load_benchmark
-from utils.evaluation._compare import Evaluated, compare, find_evaluation, flips, write_comparison
+from utils.evaluation._compare import (
+    Evaluated,
+    compare,
+    find_evaluation,
+    flips,
+    intersection_notes,
+    write_comparison,
+)
 from utils.evaluation._evaluate import (
     EvalRequest,
     check_request,
@@ -53,6 +60,7 @@ __all__ = [
     "find_evaluation",
     "flips",
     "generate_all",
+    "intersection_notes",
     "length_order",
     "load_benchmark",
     "load_benchmarks",
