@@ -337,7 +337,7 @@ def test_export_reads_the_runs_recipe_validated_not_with_defaults_of_its_own(tin
 # An adapter's base model, as recorded and as read back; GGUF files cut short
 
 
-def old_run(tiny_model_dir: Path, project: Path, recorded: str = "models/tiny") -> Path:
+def relative_base_run(tiny_model_dir: Path, project: Path, recorded: str = "models/tiny") -> Path:
     """A run as older code left it: started in `project` with `model.name: models/tiny` (relative), whose
     adapter records that relative path."""
     import shutil
@@ -374,7 +374,7 @@ def test_training_records_a_relative_base_as_an_absolute_path(tiny_model_dir, tm
 def test_an_older_runs_relative_base_is_found_from_another_folder(tiny_model_dir, tmp_path, monkeypatch):
     from utils.evaluation import resolve_model
 
-    run = old_run(tiny_model_dir, tmp_path / "project")
+    run = relative_base_run(tiny_model_dir, tmp_path / "project")
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")
     expected = str((tmp_path / "project" / "models" / "tiny").resolve())
@@ -385,7 +385,7 @@ def test_an_older_runs_relative_base_is_found_from_another_folder(tiny_model_dir
 def test_a_relative_base_that_cannot_be_found_names_the_path_and_base(tiny_model_dir, tmp_path, run_script):
     from utils.evaluation import resolve_model
 
-    run = old_run(tiny_model_dir, tmp_path / "project", recorded="../models/tiny")
+    run = relative_base_run(tiny_model_dir, tmp_path / "project", recorded="../models/tiny")
     line = one_line_error(run_script("merge_lora", run, "--out", tmp_path / "x"))
     assert "../models/tiny" in line and "--base" in line and not (tmp_path / "x").exists()
     with pytest.raises(UserError, match=r"\.\./models/tiny.*--base") as err:
