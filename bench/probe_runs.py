@@ -1,6 +1,8 @@
-"""A newcomer's faults, re-run: bad input and interrupted runs through `scripts/grpo_train.py` (tiny model).
+"""A newcomer's faults, re-run: bad input and interrupted runs through `scripts/grpo_train.py` (tiny model),
+then odd inputs to the scripts that come after training (bench/probe_inputs.py).
 
     .venv/bin/python bench/probe_runs.py [NAME ...]   (make probe; about 8 minutes on 2 cores)
+    .venv/bin/python bench/probe_runs.py compare.py "relative base"     (only probes whose name holds one of these)
 
 Every probe must end in exit 0 or 2, with exactly one `error:` line on stderr for 2 and no traceback, and
 leave a run folder that the plain command (or `--resume`, where a checkpoint exists), with the probe's fix,
@@ -164,8 +166,14 @@ def usable(out: Path, model: Path, probe: Probe) -> str | None:
     return None if again.returncode == 0 else f"rerun exit {again.returncode}: {again.stderr.strip()[-200:]}"
 
 
-def main(names: list[str]) -> int:
+def chosen(name: str, only: list[str]) -> bool:
+    return not only or any(text in name for text in only)
+
+
+def main(only: list[str]) -> int:
     sys.path.insert(0, str(ROOT))
+    from probe_inputs import run_script_probe, script_probes
+
     from utils.models import build_tiny_qwen2
 
     failures = ran = 0
@@ -174,11 +182,12 @@ def main(names: list[str]) -> int:
         tmp = Path(tmp_name)
         model = build_tiny_qwen2(tmp / "tiny")
         for i, probe in enumerate(probes(model, tmp)):
-            if names and not any(name in probe.name for name in names):
+            if not chosen(probe.name, only):
                 continue
             if probe.small_disk_kib and not small_disk:
-                print(f"skip {probe.name:<40} (no private mount namespace here: unshare -rm)", flush=True)
+                print(f"skip {probe.name:<48} (no private mount namespace here: unshare -rm)", flush=True)
                 continue
+            ran += 1
             out = tmp / f"probe{i}"
             out.mkdir()
             if probe.prepare:
@@ -189,14 +198,27 @@ def main(names: list[str]) -> int:
             else:
                 result = run(command(out, model, probe), probe.signal_after_s)
             problem = check(result, probe.expect) or usable(out, model, probe)
-            failures += problem is not None
+            failures += report(probe.name, result, problem, started)
+        for i, script_probe in enumerate(script_probes(model)):
+            if not chosen(script_probe.name, only):
+                continue
             ran += 1
-            said = (result.stderr.strip().splitlines() or [""])[-1][:90] if result.returncode else \
-                (result.stdout.strip().splitlines() or [""])[-1][:90]
-            print(f"{'ok  ' if problem is None else 'FAIL'} {probe.name:<40} exit {result.returncode} "
-                  f"({time.perf_counter() - started:4.1f} s)  {problem or said}", flush=True)
+            folder = tmp / f"script{i}"
+            folder.mkdir()
+            started = time.perf_counter()
+            result = run_script_probe(script_probe, folder)
+            failures += report(script_probe.name, result, check(result, script_probe.expect), started)
     print(f"{failures} of {ran} probes failed" if failures else f"all {ran} probes passed")
     return 1 if failures else 0
+
+
+def report(name: str, result: subprocess.CompletedProcess, problem: str | None, started: float) -> int:
+    """One row: ok or FAIL, the exit code, the time, and the last line the script said (or what is wrong)."""
+    said = (result.stderr.strip().splitlines() or [""])[-1][:90] if result.returncode else \
+        (result.stdout.strip().splitlines() or [""])[-1][:90]
+    print(f"{'ok  ' if problem is None else 'FAIL'} {name:<48} exit {result.returncode} "
+          f"({time.perf_counter() - started:4.1f} s)  {problem or said}", flush=True)
+    return problem is not None
 
 
 if __name__ == "__main__":

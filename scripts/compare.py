@@ -3,7 +3,8 @@
     python scripts/compare.py BASE STAGE1 STAGE2 ... [--out DIR]
 
 Each argument is an evaluation folder (evaluate.py --out), or a run, checkpoint or model whose default
-evaluation folder exists. Writes report.md (every benchmark, deltas with 95% intervals, problems forgotten
+evaluation folder exists. Evaluations of one benchmark must cover the same problems: --intersection
+compares only the problems they share (and says so). Writes report.md (every benchmark, deltas with 95% intervals, problems forgotten
 and learned with examples), comparison.json and retention.png (grouped bars) to --out
 (default checkpoints/compare/A_vs_B...).
 """
@@ -23,6 +24,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("targets", nargs="+", metavar="RUN_OR_EVAL", help="evaluation folders, runs or checkpoints")
     parser.add_argument("--out", help="report folder (default checkpoints/compare/A_vs_B...)")
+    parser.add_argument("--intersection", action="store_true",
+                        help="evaluations of different problems (another --limit): compare only the problems they share "
+                        "(default: refuse)")
     return parser.parse_args(argv)
 
 
@@ -39,10 +43,12 @@ def _change(row: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from utils.evaluation import write_comparison
+    from utils.evaluation import intersection_notes, write_comparison
 
     out = Path(args.out) if args.out else default_out(args.targets)
-    result = write_comparison(args.targets, out)
+    result = write_comparison(args.targets, out, args.intersection)
+    for note in intersection_notes(result):
+        print(note)
     for name, rows in result["benchmarks"].items():
         cells = [f"{r['model']} {100 * r['pass@1']:.1f}%" + (_change(r) if "delta" in r else "")
                  for r in rows if r is not None]

@@ -4,8 +4,10 @@
 
 MODEL: a hub id, a local model folder, a LoRA adapter folder (loaded on its base), or a run folder (its
 best/, else its last complete checkpoint). Benchmarks: gsm8k, math500, aime24, amc23, openr1-val (the
-validation split of the run's recipe), or a .jsonl/.json/.parquet file or folder. Rerun the same command
-after an interruption to continue; --force starts over.
+validation split of the run's recipe), or a .jsonl/.json/.parquet file or folder. Which column is the
+problem and which the answer is told from the names and what the columns hold, printed as
+`NAME: columns: problem <- question, answer <- answer`; --columns problem=COL,answer=COL says it instead.
+Rerun the same command after an interruption to continue; --force starts over.
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--prompt-format", metavar="FORMAT",
                         help=f"{' or '.join(FORMAT_NAMES)} (default: the run's recipe, else {DEFAULT_FORMAT})")
     parser.add_argument("--recipe", help="recipe whose validation split openr1-val is (when MODEL is no run)")
+    parser.add_argument("--columns", metavar="ROLE=COL,...",
+                        help="which column is which in the benchmark files, e.g. problem=question,answer=answer "
+                        "(roles: problem, answer, solution; default: told from the column names and contents)")
+    parser.add_argument("--base", help="base model of a LoRA adapter MODEL (default: the one the adapter records)")
     parser.add_argument("--data-dir", help="local benchmark copies (default $GRPO_MATH_DATA_DIR, else ../shared/data "
                         "beside the repo when present, else each benchmark's hub dataset)")
     parser.add_argument("--out", help="output folder (default: RUN/eval/CHECKPOINT, else checkpoints/eval/NAME)")
@@ -48,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from utils.benchmarks import find_data_dir
     from utils.config import load_recipe
+    from utils.data import parse_columns
     from utils.evaluation import (
         EvalRequest,
         benchmark_table,
@@ -61,13 +68,15 @@ def main(argv: list[str] | None = None) -> int:
         benchmarks=[b.strip() for b in args.bench.split(",") if b.strip()], samples=args.samples,
         temperature=args.temperature, seed=args.seed, limit=args.limit, max_new_tokens=args.max_new_tokens,
         prompt_format=args.prompt_format, backend=args.backend, dtype=args.dtype, force=args.force,
-        data_dir=find_data_dir(args.data_dir), progress=not args.no_progress,
+        data_dir=find_data_dir(args.data_dir), progress=not args.no_progress, columns=parse_columns(args.columns),
         **({"batch_size": args.batch_size} if args.batch_size is not None else {}))
     check_request(request)
-    spec = resolve_model(args.model)
+    spec = resolve_model(args.model, base=args.base)
     if args.recipe:
         spec.recipe = load_recipe(args.recipe)
     benchmarks = load_benchmarks(spec, request)  # every data problem surfaces here, before a model loads
+    for bench in benchmarks:
+        print(f"{bench.name}: columns: {bench.roles}", flush=True)
     out = Path(args.out) if args.out else spec.default_out
     print(f"evaluating {spec.label} on {', '.join(b.name for b in benchmarks)} -> {out}", flush=True)
     try:

@@ -83,3 +83,47 @@ def test_compare_cli_finds_a_runs_evaluation_and_names_what_is_missing(tmp_path,
     assert f"{tiny_model_dir}: no evaluation found" in missing.stderr and "evaluate.py" in missing.stderr
     with pytest.raises(UserError, match="at least two"):
         write_comparison([str(a)], tmp_path / "cmp3")
+
+
+def test_different_problem_sets_are_refused_unless_intersection_is_asked(tmp_path, run_script):
+    a = plant(tmp_path / "base", "base", BASE)  # gsm8k: 10 problems
+    b = plant(tmp_path / "short", "short", {"gsm8k": STAGE1["gsm8k"][:4], "math500": STAGE1["math500"]})
+    with pytest.raises(UserError) as err:
+        write_comparison([str(a), str(b)], tmp_path / "cmp")
+    message = str(err.value)
+    assert "gsm8k" in message and "base: 10" in message and "short: 4" in message and "--intersection" in message
+    assert not (tmp_path / "cmp").exists()
+
+    result = write_comparison([str(a), str(b)], tmp_path / "cmp", intersection=True)
+    first, second = result["benchmarks"]["gsm8k"]
+    assert first["problems"] == second["problems"] == 4 and first["pass@1"] == 1.0  # base's first four: all right
+    assert second["pass@1"] == 0.5 and [f["id"] for f in second["forgotten"]] == ["gsm8k-1", "gsm8k-2"]
+    assert second["delta_method"] == "paired"
+    assert result["intersection"]["gsm8k"] == {"shared": 4, "evaluated": {"base": 10, "short": 4}}
+    assert "math500" not in result["intersection"]  # the same problems there: nothing to say
+    report = (tmp_path / "cmp" / "report.md").read_text()
+    assert "gsm8k: compared on the 4 problems every evaluation shares (base evaluated 10, short 4)" in report
+
+    refused = run_script("compare", a, b, "--out", tmp_path / "cmp2")
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr[-2000:]
+    done = run_script("compare", a, b, "--out", tmp_path / "cmp3", "--intersection")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "gsm8k: compared on the 4 problems every evaluation shares" in done.stdout
+
+
+def test_an_unfinished_evaluation_is_named_as_such(tmp_path, run_script):
+    a = plant(tmp_path / "base", "base", BASE)
+    stopped = tmp_path / "stopped"  # evaluate.py stopped mid-benchmark: samples, no summaries yet
+    plant(stopped, "stopped", STAGE1)
+    for summary in [stopped / "summary.json", *stopped.glob("*/summary.json")]:
+        summary.unlink()
+    result = run_script("compare", a, stopped, "--out", tmp_path / "cmp")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr[-2000:]
+    assert f"{stopped}: unfinished evaluation" in result.stderr and "rerun the evaluate.py command" in result.stderr
+    assert "not a model folder" not in result.stderr
+
+    short = plant(tmp_path / "short", "short", STAGE1)  # a summary, but samples lost for some problems
+    samples = short / "gsm8k" / "samples.jsonl"
+    samples.write_text("".join(samples.read_text().splitlines(keepends=True)[:6]))
+    with pytest.raises(UserError, match=r"short.*unfinished evaluation \(gsm8k: 6 of 10 problems"):
+        write_comparison([str(a), str(short)], tmp_path / "cmp2")

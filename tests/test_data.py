@@ -163,6 +163,29 @@ def test_generic_adapter_with_recipe_columns(tmp_path):
     assert load_adapted(data, progress=False).rows["answer"] == ["42", "8"]
 
 
+def test_question_column_with_bare_answers_is_read_by_content_not_taken_for_gsm8k(tmp_path):
+    # aimo_validation_amc.jsonl's shape: a `question` column beside bare (float) answers, no `#### N`
+    rows = [{"question": "What is the sum of 71 and 71?", "answer": 142.0},
+            {"question": "Find $x$ if $x^2 = 2$ and $x > 0$.", "answer": "\\sqrt{2}"}]
+    loaded = load_adapted(section(write_jsonl(tmp_path / "amc.jsonl", rows), tmp_path), progress=False)
+    assert loaded.rows["answer"] == ["142", "\\sqrt{2}"] and loaded.rows["gold_from"] == ["answer column"] * 2
+    assert loaded.rows["problem"] == [r["question"] for r in rows]
+    assert loaded.adapter.roles() == "problem <- question, answer <- answer"
+    # the reverse: a `problem` column whose `answer` holds GSM8K solutions gives the number after ####
+    rows = [{"problem": "Tom has 3 apples and buys 5. How many?", "answer": "3 + 5 = 8\n#### 8"}]
+    loaded = load_adapted(section(write_jsonl(tmp_path / "p.jsonl", rows), tmp_path), progress=False)
+    assert loaded.rows["answer"] == ["8"] and loaded.adapter.roles() == "problem <- problem, solution <- answer"
+    # a role the recipe names is the recipe's: no content check overrides it
+    data = section(tmp_path / "amc.jsonl", tmp_path, columns={"solution": "answer"})
+    assert load_adapted(data, progress=False).rows["gold_from"] == ["none", "none"]
+
+
+def test_the_roles_chosen_are_in_the_data_report(tmp_path):
+    rows = [{"question": f"What is {i} + {i}?", "answer": 2 * i} for i in range(6)]
+    prepared = prepare(section(write_jsonl(tmp_path / "q.jsonl", rows), tmp_path))
+    assert prepared.train["answer"][:1] and "columns: problem <- question, answer <- answer" in str(prepared.report)
+
+
 # ---------------------------------------------------------------------------------------------
 # File kinds
 

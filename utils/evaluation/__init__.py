@@ -3,7 +3,13 @@
 
 from utils.evaluation._accuracy import EvalResult, evaluate_accuracy
 from utils.evaluation._benchmarks import LoadedBenchmark, load_benchmark
-from utils.evaluation._compare import Evaluated, compare, flips, write_comparison
+from utils.evaluation._compare import (
+    Evaluated,
+    compare,
+    flips,
+    intersection_notes,
+    write_comparison,
+)
 from utils.evaluation._evaluate import (
     EvalRequest,
     check_request,
@@ -47,6 +53,7 @@ __all__ = [
     "evaluate_accuracy",
     "evaluate_model",
     "flips",
+    "intersection_notes",
     "load_benchmark",
     "load_benchmarks",
     "load_eval_model",

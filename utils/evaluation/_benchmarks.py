@@ -30,6 +30,7 @@ class LoadedBenchmark:
     max_new_tokens: int
     breakdown: list[str] = field(default_factory=list)
     without_gold: int = 0  # rows dropped: no gold answer to check against
+    roles: str = ""  # which column was read as what: "problem <- question, answer <- answer"
 
 
 def _as_rows(adapted: Any, prompt_format: str, system: str | None, breakdown: dict[str, str]) -> tuple[list, int]:
@@ -50,26 +51,31 @@ def _as_rows(adapted: Any, prompt_format: str, system: str | None, breakdown: di
 
 
 def load_benchmark(name: str, prompt_format: str, system: str | None = None, data_dir: Path | None = None,
-                   recipe: Recipe | None = None, tokenizer: Any = None, limit: int | None = None) -> LoadedBenchmark:
+                   recipe: Recipe | None = None, tokenizer: Any = None, limit: int | None = None,
+                   columns: dict[str, str] | None = None) -> LoadedBenchmark:
     """One benchmark's rows; a named one from its copy in `data_dir` (None: no folder), else the hub.
     `openr1-val` is the validation split `recipe` makes (in its own prompt format; `tokenizer` applies its
-    prompt-token filter). Raises UserError for unknown names and missing files."""
+    prompt-token filter; its columns are the recipe's data.columns). `columns` (role -> column, --columns)
+    overrides the roles detected in any other. Raises UserError for unknown names and missing files."""
     name = canonical_name(name)
     breakdown: dict[str, str] = {}
     if name == OPENR1_VAL:
         if recipe is None:
             raise UserError(f"--bench {OPENR1_VAL}: needs a training run (MODEL a run folder or one of its "
                             "checkpoints) or --recipe RECIPE, whose validation split it is")
-        adapted = prepare_data(recipe.data, recipe.prompt, tokenizer, progress=False).validation
+        prepared = prepare_data(recipe.data, recipe.prompt, tokenizer, progress=False)
+        adapted, roles = prepared.validation, prepared.report.roles
         source, budget = f"validation split of {recipe.data.dataset}", recipe.eval.max_new_tokens
     else:
-        loaded = read_benchmark(name, data_dir, f"--bench {name}")
+        loaded = read_benchmark(name, data_dir, f"--bench {name}", columns)
         adapted, source, budget = loaded.rows, loaded.source.describe(), FALLBACK_MAX_NEW_TOKENS
+        roles = loaded.adapter.roles()
         if name in BENCHMARKS:
             budget, breakdown = BENCHMARKS[name].max_new_tokens, BENCHMARKS[name].breakdown
     if limit is not None:
         adapted = adapted.select(range(min(limit, len(adapted))))
     rows, without_gold = _as_rows(adapted, prompt_format, system, breakdown)
     if not rows:
-        raise UserError(f"--bench {name}: no problems with a gold answer in {source}")
-    return LoadedBenchmark(benchmark_label(name), source, rows, budget, list(breakdown), without_gold)
+        read_as = f" (columns read as {roles}: evaluate.py --columns says which is which)" if name != OPENR1_VAL else ""
+        raise UserError(f"--bench {name}: no problems with a gold answer in {source}{read_as}")
+    return LoadedBenchmark(benchmark_label(name), source, rows, budget, list(breakdown), without_gold, roles)

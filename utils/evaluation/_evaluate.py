@@ -6,7 +6,7 @@ Every input is checked (model path, adapter base, benchmark names and files) bef
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ class EvalRequest:
     max_new_tokens: int | None = None  # None: each benchmark's own budget
     prompt_format: str | None = None  # None: the run's recipe, else the default format
     data_dir: Path | None = None  # local benchmark copies (utils.benchmarks.find_data_dir); None: the hub
+    columns: dict[str, str] = field(default_factory=dict)  # role -> column over what is detected (--columns)
     batch_size: int = 64  # SmolLM2 on 2 CPU cores, 64 GSM8K problems: 118 s at 16, 88 s at 32, 77 s at 64
     dtype: str = "auto"  # auto: bf16 on a GPU or a CPU with native bf16, else fp32; or float32 / bfloat16
     backend: str = "auto"
@@ -73,7 +74,8 @@ def load_benchmarks(spec: EvalModel, request: EvalRequest) -> list[LoadedBenchma
     system = recipe.prompt.system if recipe and not request.prompt_format else None
     loaded = []
     for name in dict.fromkeys(request.benchmarks):
-        bench = load_benchmark(name, prompt_format, system, request.data_dir, recipe, tokenizer, request.limit)
+        bench = load_benchmark(name, prompt_format, system, request.data_dir, recipe, tokenizer, request.limit,
+                               request.columns)
         if request.max_new_tokens:
             bench.max_new_tokens = request.max_new_tokens
         loaded.append(bench)

@@ -4,17 +4,14 @@ its checkpoints. Everything is checked (paths, the adapter's base, the run's rec
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from utils.config import Recipe, sections_from_dict
 from utils.errors import UserError
-from utils.models import adapter_base, holds_weights
-from utils.runs import find_run_dir, run_recipe, trained_model_folder
-
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+from utils.models import could_be_hub_id, find_adapter_base, holds_weights
+from utils.runs import find_run_dir, run_recipe, started_in, trained_model_folder
 
 
 @dataclass
@@ -49,23 +46,12 @@ def _run_model(run_dir: Path) -> Path:
     return folder
 
 
-def _looks_local(name: str) -> bool:
-    return name.startswith((".", "/", "~")) or not _HUB_ID.match(name)
-
-
-def _adapter_base(folder: Path) -> str | None:
-    """The base model of a LoRA adapter folder (None for a full model), which must exist where it is local."""
-    base = adapter_base(str(folder))
-    if base is not None and _looks_local(base) and not Path(base).expanduser().is_dir():
-        raise UserError(f"{folder}: LoRA adapter whose base model {base} is missing")
-    return base
-
-
-def resolve_model(target: str) -> EvalModel:
-    """Check MODEL and find what to load; UserError (one line) for anything missing."""
+def resolve_model(target: str, base: str | None = None) -> EvalModel:
+    """Check MODEL and find what to load; UserError (one line) for anything missing. `base` (evaluate.py's
+    --base) is the base model of a LoRA adapter, over the one it records."""
     path = Path(target).expanduser()
     if not path.exists():
-        if _looks_local(target):
+        if not could_be_hub_id(target):
             raise UserError(f"{target}: no such folder (MODEL: a hub id owner/name, a model, adapter or run folder)")
         return EvalModel(target, target, None, None, None)
     if not path.is_dir():
@@ -75,7 +61,8 @@ def resolve_model(target: str) -> EvalModel:
     if not holds_weights(chosen):
         raise UserError(f"{chosen}: not a model folder (no config.json or adapter_config.json)")
     recipe = run_recipe(run_dir) if run_dir else None
-    return EvalModel(target, str(chosen), _adapter_base(chosen), run_dir, recipe)
+    home = started_in(run_dir, recipe) if run_dir and recipe else None
+    return EvalModel(target, str(chosen), find_adapter_base(chosen, home, base), run_dir, recipe)
 
 
 def load_eval_model(spec: EvalModel, dtype: str = "auto") -> tuple[Any, Any]:
@@ -86,7 +73,7 @@ def load_eval_model(spec: EvalModel, dtype: str = "auto") -> tuple[Any, Any]:
     model = dict(spec.recipe.to_dict()["model"]) if spec.recipe else {}
     model.update(name=spec.path, backend="hf", load_in_4bit=False, fast_inference=False, dtype=dtype)
     recipe = sections_from_dict({"model": model, "lora": {"enabled": False}}, where=f"evaluating {spec.target}")
-    loaded = load_model_and_tokenizer(recipe)
+    loaded = load_model_and_tokenizer(recipe, base=spec.base)
     loaded.model.eval()
     return loaded.model, loaded.tokenizer
 

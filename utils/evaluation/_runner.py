@@ -108,7 +108,8 @@ class BenchmarkRun:
                        backend=self.generator.name, dtype=getattr(self.generator, "dtype", None),
                        max_new_tokens=self.sampling.max_new_tokens,
                        without_gold=self.bench.without_gold, generated_now=len(pending),
-                       seconds=round(time.perf_counter() - started, 2))
+                       seconds=round(time.perf_counter() - started, 2),
+                       problem_ids=sorted(wanted))  # which problems: compare.py matches evaluations by them
         write_json(self.folder / SUMMARY, summary)
         return summary
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from utils.errors import UserError, first_line
+from utils.models import record_base
 
 DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 
@@ -67,6 +68,7 @@ def attach_adapter(base_model: Any, adapter_dir: Path, base: str) -> Any:
         model = PeftModel.from_pretrained(base_model, str(adapter_dir))
     except (ValueError, RuntimeError, KeyError) as err:
         raise UserError(f"{adapter_dir} does not load onto the base {base} ({first_line(err)})") from None
+    record_base(model, base)  # an adapter-only export names the base it was checked on, absolutely
     return model.eval()
 
 

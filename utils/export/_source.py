@@ -11,7 +11,7 @@ from typing import Any
 from utils.config import Recipe
 from utils.data import build_messages, render_prompt
 from utils.errors import UserError
-from utils.models import adapter_config
+from utils.models import adapter_config, find_adapter_base
 from utils.runs import (
     COMPLETIONS,
     RESOLVED_RECIPE,
@@ -20,6 +20,7 @@ from utils.runs import (
     is_complete,
     model_step,
     run_recipe,
+    started_in,
     trained_model_folder,
 )
 
@@ -56,8 +57,10 @@ def find_source(path: str | Path, checkpoint: int | None = None, base: str | Non
         what = f"a run folder ({RESOLVED_RECIPE}) nor" if run_dir is None else "the run's"
         raise UserError(f"{adapter_dir}: no adapter_config.json: neither {what} a LoRA adapter folder")
     recipe = run_recipe(run_dir) if run_dir else None
-    return ExportSource(adapter_dir, base or _recorded_base(adapter_dir, config), run_dir, model_step(adapter_dir),
-                        recipe)
+    home = started_in(run_dir, recipe) if run_dir and recipe else None
+    found = find_adapter_base(adapter_dir, home, base)
+    assert found is not None  # adapter_config.json is there
+    return ExportSource(adapter_dir, found, run_dir, model_step(adapter_dir), recipe)
 
 
 def _adapter_folder(run_dir: Path, checkpoint: int | None) -> Path:
@@ -73,17 +76,6 @@ def _adapter_folder(run_dir: Path, checkpoint: int | None) -> Path:
     if folder is None:
         raise UserError(f"{run_dir}: no best/ and no complete checkpoint-N folder to export")
     return folder
-
-
-def _recorded_base(adapter_dir: Path, config: dict[str, Any]) -> str:
-    base = config.get("base_model_name_or_path")
-    if not base:
-        raise UserError(f"{adapter_dir / 'adapter_config.json'}: no base_model_name_or_path; pass --base MODEL")
-    looks_local = str(base).startswith((".", "/", "~")) or str(base).count("/") != 1
-    if looks_local and not Path(base).expanduser().exists():
-        raise UserError(f"{adapter_dir}: the adapter's base model {base} (adapter_config.json base_model_name_or_path) "
-                        "is not here; pass --base MODEL")
-    return str(base)
 
 
 def verification_prompts(source: ExportSource, tokenizer: Any) -> tuple[list[str], str]:

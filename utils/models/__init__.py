@@ -1,12 +1,19 @@
-"""The machine (and its CPU's bf16 decision), the backend choice (unsloth | hf), model loading, LoRA, adapters,
-GGUF import."""
+"""The machine (and its CPU's bf16 decision), the backend choice (unsloth | hf), model loading, LoRA, adapters
+(their base model: recorded absolutely, found again by find_adapter_base), GGUF import."""
 
+from utils.models._adapters import (
+    adapter_base,
+    adapter_config,
+    could_be_hub_id,
+    find_adapter_base,
+    record_base,
+    recorded_name,
+)
 from utils.models._gguf import load_gguf, plain_model, smollm2_checkpoint, smollm2_gguf
 from utils.models._hardware import CPU_BF16_ENV, CpuPrecision, Hardware, detect_hardware, probe_cpu
 from utils.models._loading import (
     BackendChoice,
     LoadedModel,
-    adapter_base,
     check_model_source,
     holds_weights,
     import_backend,
@@ -18,7 +25,6 @@ from utils.models._loading import (
 from utils.models._tiny import build_tiny_qwen2, build_tokenizer
 from utils.models._unsloth import (
     UNSLOTH_TARGET_MODULES,
-    adapter_config,
     load_with_unsloth,
     target_modules_for_unsloth,
     unsloth_grpo_overrides,
@@ -37,6 +43,10 @@ __all__ = [
     "UNSLOTH_TARGET_MODULES",
     "adapter_config",
     "build_tiny_qwen2",
+    "could_be_hub_id",
+    "find_adapter_base",
+    "record_base",
+    "recorded_name",
     "build_tokenizer",
     "detect_hardware",
     "holds_weights",

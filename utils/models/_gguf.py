@@ -8,6 +8,7 @@ training"): rebuild the model class from the config without the quantization ent
 from __future__ import annotations
 
 import importlib.util
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -17,20 +18,46 @@ from utils.files import staged
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
+GGUF_MAGIC = b"GGUF"
+# What readers of a file cut short or corrupted raise: transformers parses the header with struct, the gguf
+# package maps tensors with numpy (a short buffer cannot be reshaped).
+_READ_ERRORS = (OSError, ValueError, KeyError, RuntimeError, IndexError, EOFError, OverflowError, struct.error)
+
+
 def load_gguf(gguf_path: str | Path) -> tuple[Any, Any]:
-    """(model, tokenizer) as transformers reads a GGUF file: weights dequantized to fp32, not trainable."""
+    """(model, tokenizer) as transformers reads a GGUF file: weights dequantized to fp32, not trainable. A
+    missing, foreign, cut or corrupt file is a UserError naming it."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     gguf_path = Path(gguf_path)
     if not gguf_path.is_file():
         raise UserError(f"{gguf_path}: GGUF file not found")
+    with gguf_path.open("rb") as f:
+        if f.read(len(GGUF_MAGIC)) != GGUF_MAGIC:
+            raise UserError(f"{gguf_path}: not a GGUF file (it does not start with the bytes 'GGUF')")
     folder, name = str(gguf_path.parent), gguf_path.name
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
         model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)
-    except (OSError, ValueError, KeyError, RuntimeError) as err:
+    except _READ_ERRORS as err:
+        damage = gguf_damage(gguf_path)
+        if damage:
+            raise UserError(f"{gguf_path}: GGUF file cut short or corrupt ({gguf_path.stat().st_size} bytes; the "
+                            f"gguf reader says: {damage}): copy or download it again") from None
         raise UserError(f"{gguf_path}: cannot read as a GGUF model ({first_line(err)})") from None
     return model, tokenizer
+
+
+def gguf_damage(gguf_path: Path) -> str | None:
+    """What the gguf package's own reader finds wrong with the file's layout (header, metadata, tensor table,
+    tensor data within the file), or None when it reads whole: a failure is then the model's, not the file's."""
+    import gguf
+
+    try:
+        gguf.GGUFReader(gguf_path)
+    except Exception as err:  # any failure to parse the layout is damage; the caller names the file
+        return first_line(err)
+    return None
 
 
 def plain_model(gguf_model: Any) -> Any:

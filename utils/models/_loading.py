@@ -9,6 +9,7 @@ from typing import Any
 
 from utils.config import ModelSection, Recipe
 from utils.errors import UserError, first_line
+from utils.models._adapters import adapter_base, record_base, recorded_name
 from utils.models._hardware import Hardware, detect_hardware
 
 
@@ -69,20 +70,6 @@ def holds_weights(folder: Path) -> bool:
     return (folder / "config.json").is_file() or (folder / "adapter_config.json").is_file()
 
 
-def adapter_base(name: str) -> str | None:
-    """If `name` is a local LoRA adapter folder, the base model it was trained on; else None."""
-    from utils.models._unsloth import adapter_config  # pure helper: no Unsloth import
-
-    config = adapter_config(name)
-    if config is None:
-        return None
-    base = config.get("base_model_name_or_path")
-    if not base:
-        raise UserError(f"{Path(name) / 'adapter_config.json'}: no base_model_name_or_path: "
-                        "cannot tell which model the adapter belongs to")
-    return str(base)
-
-
 def local_model_config(name: str) -> dict[str, Any] | None:
     """The config.json of a local model folder (an adapter folder's: its base's), read without loading the
     model; None for a hub id or a folder without one. A multimodal config's text part where it has one."""
@@ -137,14 +124,15 @@ def load_tokenizer(name: str, model: ModelSection) -> Any:
     return tokenizer
 
 
-def _load_hf(recipe: Recipe, hw: Hardware, backend: BackendChoice) -> LoadedModel:
+def _load_hf(recipe: Recipe, hw: Hardware, backend: BackendChoice, base: str | None) -> LoadedModel:
     import torch
     from transformers import AutoModelForCausalLM
 
     m = recipe.model
     adapter = m.name if adapter_base(m.name) else None
-    base = adapter_base(m.name) or m.name
-    check_model_source(m.name)
+    if base is None:
+        check_model_source(m.name)
+    base = base or adapter_base(m.name) or m.name
     # an adapter folder saved by us carries the tokenizer (chat template included); else the base's
     has_own_tokenizer = adapter is not None and (Path(adapter) / "tokenizer_config.json").exists()
     tokenizer = load_tokenizer(adapter if has_own_tokenizer else base, m)
@@ -171,7 +159,8 @@ def _load_hf(recipe: Recipe, hw: Hardware, backend: BackendChoice) -> LoadedMode
 
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     model = _apply_lora(model, recipe, adapter)
-    return LoadedModel(model, tokenizer, backend, base_name=base, adapter_from=adapter)
+    record_base(model, base)  # saved adapters name their base absolutely: they load from any folder
+    return LoadedModel(model, tokenizer, backend, base_name=recorded_name(base), adapter_from=adapter)
 
 
 def _apply_lora(model: Any, recipe: Recipe, adapter: str | None) -> Any:
@@ -199,17 +188,20 @@ def _apply_lora(model: Any, recipe: Recipe, adapter: str | None) -> Any:
     return get_peft_model(model, config)
 
 
-def load_model_and_tokenizer(recipe: Recipe, hw: Hardware | None = None,
-                             backend: BackendChoice | None = None) -> LoadedModel:
+def load_model_and_tokenizer(recipe: Recipe, hw: Hardware | None = None, backend: BackendChoice | None = None,
+                             base: str | None = None) -> LoadedModel:
     """Model (with LoRA applied or adapter resumed) and tokenizer, through `backend` (a training run passes the
-    one its set-up chose; a standalone caller gets the recipe's, resolved for this machine)."""
+    one its set-up chose; a standalone caller gets the recipe's, resolved for this machine). `base`: the base
+    model of the adapter folder `model.name`, already found and checked (find_adapter_base); None: the
+    adapter's recorded one. Adapters saved from the model record their base absolutely (a hub id as is)."""
     hw = hw or detect_hardware()
     backend = backend or resolve_backend(recipe.model.backend, hw)
     if backend.name == "unsloth":
         from utils.models._unsloth import load_with_unsloth
 
         model, tokenizer = load_with_unsloth(recipe.model, recipe.lora, seed=recipe.data.seed)
-        base = adapter_base(recipe.model.name) or recipe.model.name
-        adapter = recipe.model.name if base != recipe.model.name else None
-        return LoadedModel(model, tokenizer, backend, base_name=base, adapter_from=adapter)
-    return _load_hf(recipe, hw, backend)
+        adapter = recipe.model.name if adapter_base(recipe.model.name) else None
+        base = base or adapter_base(recipe.model.name) or recipe.model.name
+        record_base(model, base)
+        return LoadedModel(model, tokenizer, backend, base_name=recorded_name(base), adapter_from=adapter)
+    return _load_hf(recipe, hw, backend, base)

@@ -30,18 +30,16 @@ How the trainer must be built on this path (GPU):
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 from utils.config import LoraSection, ModelSection
 from utils.errors import UserError
+from utils.models._adapters import adapter_config
 from utils.models._hardware import detect_hardware
 
 # What `all-linear` means for the Qwen2 / Llama family: every projection of attention and MLP, never
 # lm_head. Unsloth's fast LoRA kernels are written for exactly these names (its own default list).
 UNSLOTH_TARGET_MODULES: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-ADAPTER_CONFIG = "adapter_config.json"
 
 
 def _torch_dtype(name: str) -> Any:
@@ -59,17 +57,6 @@ def target_modules_for_unsloth(target_modules: str | list[str]) -> str | list[st
     if isinstance(target_modules, str):
         return list(UNSLOTH_TARGET_MODULES) if target_modules == "all-linear" else target_modules
     return list(target_modules)
-
-
-def adapter_config(path: str | Path) -> dict[str, Any] | None:
-    """The adapter_config.json of a local LoRA adapter folder, or None when `path` is not one."""
-    config = Path(path) / ADAPTER_CONFIG
-    if not config.is_file():
-        return None
-    try:
-        return json.loads(config.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise UserError(f"model.name: {config}: unreadable adapter config ({err})") from None
 
 
 def unsloth_load_kwargs(model: ModelSection, lora: LoraSection) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from utils.runs._folder import (
     write_best_record,
 )
 from utils.runs._lock import FolderLock
-from utils.runs._recipe import find_run_dir, run_recipe
+from utils.runs._recipe import find_run_dir, run_recipe, started_in
 
 __all__ = [
     "BEST",
@@ -49,6 +49,7 @@ __all__ = [
     "model_step",
     "run_recipe",
     "saved_best_accuracy",
+    "started_in",
     "step_of",
     "trained_model_folder",
     "trained_steps",

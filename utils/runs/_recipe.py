@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from utils.config import Recipe, read_recipe, sections_from_dict
@@ -34,3 +35,16 @@ def run_recipe(run_dir: Path) -> Recipe:
     if isinstance(rewards, dict) and rewards:
         recipe.rewards = dict(rewards)
     return recipe
+
+
+def started_in(run_dir: Path, recipe: Recipe) -> Path | None:
+    """The folder the run was started from, as its recipe tells: the run folder's path less output.dir/run_name
+    (what relative paths in the recipe, model.name among them, were relative to). None where output.dir is
+    absolute or the run folder has been moved or renamed since."""
+    relative = recipe.run_dir
+    if relative.is_absolute() or ".." in relative.parts:
+        return None
+    here = Path(os.path.abspath(run_dir)).parts  # not resolve(): the path as the run wrote it, symlinks kept
+    if len(here) <= len(relative.parts) or here[-len(relative.parts):] != relative.parts:
+        return None
+    return Path(*here[: -len(relative.parts)])
