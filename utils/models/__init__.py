@@ -7,7 +7,6 @@ from utils.models._adapters import (
     could_be_hub_id,
     find_adapter_base,
     record_base,
-    recorded_name,
 )
 from utils.models._gguf import load_gguf, plain_model, smollm2_checkpoint, smollm2_gguf
 from utils.models._hardware import CPU_BF16_ENV, CpuPrecision, Hardware, detect_hardware, probe_cpu
@@ -46,7 +45,6 @@ __all__ = [
     "could_be_hub_id",
     "find_adapter_base",
     "record_base",
-    "recorded_name",
     "build_tokenizer",
     "detect_hardware",
     "holds_weights",
