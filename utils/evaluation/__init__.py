@@ -10,6 +10,7 @@ from utils.evaluation._evaluate import (
     eval_dtype,
     evaluate_model,
     load_benchmarks,
+    make_generator,
 )
 from utils.evaluation._generation import Generated, HfGenerator, Sampling
 from utils.evaluation._metrics import (
@@ -20,7 +21,7 @@ from utils.evaluation._metrics import (
     summarize,
     wilson_interval,
 )
-from utils.evaluation._models import EvalModel, load_eval_model, resolve_model
+from utils.evaluation._models import EvalModel, eval_tokenizer, load_eval_model, resolve_model
 from utils.evaluation._report import benchmark_table, write_report
 from utils.evaluation._runner import BenchmarkRun, read_samples
 from utils.evaluation._vllm import VllmGenerator
@@ -43,6 +44,7 @@ __all__ = [
     "compare",
     "difference_interval",
     "eval_dtype",
+    "eval_tokenizer",
     "evaluate_accuracy",
     "evaluate_model",
     "flips",
@@ -50,6 +52,7 @@ __all__ = [
     "load_benchmarks",
     "load_eval_model",
     "majority_correct",
+    "make_generator",
     "paired_difference_interval",
     "pass_at_k",
     "read_samples",
