@@ -72,7 +72,8 @@ def _report_name(target: str, recipe: Recipe) -> str:
     generated problems by what they are: `synthetic --set data.kind=word` -> synthetic-word-level2.
     """
     if target == recipe.data.dataset == "synthetic":
-        return f"synthetic-{recipe.data.kind}-level{recipe.data.level}"
+        level = recipe.data.level
+        return f"synthetic-{recipe.data.kind}-level{'-'.join(map(str, level)) if isinstance(level, list) else level}"
     path = Path(os.path.normpath(Path(target).expanduser().absolute()))  # "../x/" and "." name real folders
     name = path.stem if path.suffix.lower() in (".yaml", ".yml", ".jsonl", ".json", ".parquet") else path.name
     return re.sub(r"[^\w.-]+", "_", name).strip("._") or "data"

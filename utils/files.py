@@ -9,6 +9,7 @@ of the same NAME removes it. Readers pass over such names with `is_temp`.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import re
 import shutil
@@ -16,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["is_temp", "remove_orphans", "staged", "write_atomic"]
+__all__ = ["is_temp", "read_jsonl", "remove_orphans", "staged", "write_atomic"]
 
 _TEMP = re.compile(r"^\.(?P<name>.+)\.(?:partial|old)-(?P<pid>\d+)$")
 
@@ -59,6 +60,24 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
         f.flush()
         os.fsync(f.fileno())  # the bytes are on disk before the rename makes them the file
     return path
+
+
+def read_jsonl(path: str | Path, repair: bool = False) -> list[dict]:
+    """The complete records of a JSONL file that is appended to line by line ([] when there is none). A line
+    that does not parse (torn by a kill mid-write) is skipped; `repair` also rewrites the file without it, so
+    that appending again starts on a fresh line."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    records, torn = [], False
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            torn = True
+    if torn and repair:
+        write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    return records
 
 
 def remove_orphans(path: Path) -> None:

@@ -1,7 +1,9 @@
 """Recipes: typed sections, reading with `extends:` and `--set`, validation against the installed TRL."""
 
 from utils.config._loading import RecipeSource, deep_merge, load_recipe, parse_override, read_recipe, set_path
+from utils.config._sampling import sampling_settings, trl_default
 from utils.config._sections import (
+    CurriculumSection,
     DataSection,
     EvalSection,
     FiltersSection,
@@ -18,6 +20,7 @@ from utils.config._validation import (
 )
 
 __all__ = [
+    "CurriculumSection",
     "DataSection",
     "EvalSection",
     "FiltersSection",
@@ -33,6 +36,8 @@ __all__ = [
     "parse_override",
     "read_recipe",
     "recipe_from_dict",
+    "sampling_settings",
     "sections_from_dict",
     "set_path",
+    "trl_default",
 ]

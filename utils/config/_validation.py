@@ -291,6 +291,7 @@ def _check_consistency(recipe: Recipe, where: str) -> None:
             f"{where}: data.columns: the generic format needs a 'problem' column and an 'answer' "
             "(or 'solution') column, e.g. {problem: question, answer: final_answer}"
         )
+    _check_learning_signal(recipe, where)
     filters = recipe.data.filters
     filters.decontaminate = [canonical_name(name) for name in filters.decontaminate]  # gsm8k_test: a note
     if filters.decontaminate_ngram < 1:
@@ -301,6 +302,26 @@ def _check_consistency(recipe: Recipe, where: str) -> None:
         raise UserError(
             f"{where}: data.filters.min_correctness_count: must be >= 0, got {filters.min_correctness_count}"
         )
+
+
+def _check_learning_signal(recipe: Recipe, where: str) -> None:
+    """data.filters.pass_rate (a band of pass rates, bounds excluded) and data.curriculum (an order TRL keeps)."""
+    band = recipe.data.filters.pass_rate
+    if band is not None and (len(band) != 2 or not 0.0 <= band[0] < band[1] <= 1.0):
+        raise UserError(f"{where}: data.filters.pass_rate: expected [low, high] with 0 <= low < high <= 1 (problems "
+                        f"with low < pass rate < high are kept, e.g. [0.1, 0.9]), got {band}")
+    curriculum = recipe.data.curriculum
+    if recipe.data.filters.pass_rate_file and band is None and curriculum.by != "pass_rate":
+        raise UserError(f"{where}: data.filters.pass_rate_file: only read with data.filters.pass_rate or "
+                        "data.curriculum.by: pass_rate (set one, or remove it)")
+    if curriculum.by == "source" and not curriculum.sources:
+        raise UserError(f"{where}: data.curriculum.sources: by: source needs the source column's values in the order "
+                        "to train on them, e.g. sources: [gsm8k, math]")
+    if curriculum.sources and curriculum.by != "source":
+        raise UserError(f"{where}: data.curriculum.sources: only used with by: source (by is {curriculum.by!r})")
+    if curriculum.by != "none" and recipe.training.get("shuffle_dataset"):
+        raise UserError(f"{where}: training.shuffle_dataset: true would shuffle away data.curriculum's order "
+                        "(remove one of them)")
 
 
 SYNTHETIC_LEVELS = range(1, 6)  # the levels of utils.data's problem generator
@@ -315,8 +336,13 @@ def _check_synthetic(data: DataSection, where: str) -> None:
                 raise UserError(f"{where}: data.{key}: only used with data.dataset: synthetic "
                                 f"(the dataset is {data.dataset!r}; remove data.{key})")
         return
-    if data.level not in SYNTHETIC_LEVELS:
-        raise UserError(f"{where}: data.level: must be 1 to 5 (1 easiest), got {data.level}")
+    levels = data.level if isinstance(data.level, list) else [data.level]
+    for level in levels or [0]:
+        if level not in SYNTHETIC_LEVELS:
+            listed = ", or a list of them" if isinstance(data.level, list) else ""
+            raise UserError(f"{where}: data.level: must be 1 to 5 (1 easiest){listed}, got {data.level}")
+    if len(set(levels)) != len(levels):
+        raise UserError(f"{where}: data.level: {data.level} names a level twice (list each level once)")
     if data.n <= 0:
         raise UserError(f"{where}: data.n: must be a positive number of problems, got {data.n}")
 

@@ -55,14 +55,23 @@ def tokenizer_fingerprint(tokenizer: Any) -> str | None:
     return digest.hexdigest()[:16]
 
 
+def rows_section(data: DataSection) -> dict[str, Any]:
+    """The data section's keys that decide the prepared rows: not where the cache goes, nor what is done to the
+    train split afterwards from pass rates and the curriculum (utils.data._pass_rates, _curriculum), so a run
+    with them shares its cache entry, and its pass-rate file, with one without."""
+    section = dataclasses.asdict(data)
+    for key in ("cache", "cache_dir", "curriculum"):
+        section.pop(key)
+    for key in ("pass_rate", "pass_rate_file"):
+        section["filters"].pop(key)
+    return section
+
+
 def cache_key(data: DataSection, prompt: PromptSection, source: Source, tokenizer: Any,
               eval_sets: Sequence[Source]) -> tuple[str, dict[str, Any]]:
     """The cache key and what went into it (written beside the cache for anyone wondering)."""
-    section = dataclasses.asdict(data)
-    for key in ("cache", "cache_dir"):
-        section.pop(key)
     inputs = {
-        "data": section,
+        "data": rows_section(data),
         "prompt": dataclasses.asdict(prompt),
         "source": source.fingerprint(),
         # Only the token filter depends on the tokenizer: no reason to rebuild for another model otherwise.

@@ -12,6 +12,8 @@ Pipeline, each step reported with counts:
 3. filters (see FILTERS), each reported with the rows it removed.
 4. a held-out validation split (the source's own when it has one) and a seeded subset.
 5. `prompt` chat messages (utils.formats) for the rows that ship.
+6. (load_training_data, train split only, after the cache) the pass-rate filter (_pass_rates), the curriculum's
+   order (_curriculum).
 The result is cached under data.cache_dir, keyed by the resolved data + prompt sections, the source
 files' size/mtime (or the hub revision), the tokenizer, the decontamination files and this code.
 """
@@ -29,8 +31,10 @@ from utils.config import DataSection, PromptSection, Recipe
 from utils.data._adapters import Adapter, adapt, make_adapter, settle_roles
 from utils.data._benchmark_sets import benchmark_source
 from utils.data._cache import cache_key, load_cached, save_cache
+from utils.data._curriculum import order_train
 from utils.data._decontaminate import resolve_eval_set
 from utils.data._filters import apply_filters, make_filter_context
+from utils.data._pass_rates import find_pass_rate_file, keep_band, needs_pass_rates, read_pass_rates
 from utils.data._readers import LONG_PASS_ROWS, LONG_READ_BYTES, Reader, progress_bars
 from utils.data._report import DataReport, PreparedData
 from utils.data._sources import Source, resolve_hub_revision, resolve_source
@@ -142,9 +146,17 @@ def load_training_data(recipe: Recipe, tokenizer: Any = None) -> PreparedData:
     """Train and validation rows for a recipe: columns OUTPUT_COLUMNS, `prompt` as chat messages.
 
     `tokenizer` applies `data.filters.max_prompt_tokens`; without one that filter is skipped and the
-    report says so (explore_data.py and dry runs have no model at hand). Raises UserError on bad data.
+    report says so (explore_data.py and dry runs have no model at hand). Then, on the train split only (the
+    cache holds the rows before them): the pass-rate filter and the curriculum's order. Raises UserError on
+    bad data.
     """
-    return prepare_data(recipe.data, recipe.prompt, tokenizer)
+    prepared = prepare_data(recipe.data, recipe.prompt, tokenizer)
+    rates = read_pass_rates(find_pass_rate_file(recipe)) if needs_pass_rates(recipe) else None
+    if rates is not None and recipe.data.filters.pass_rate is not None:
+        prepared = keep_band(prepared, rates, recipe)
+    if recipe.data.curriculum.by != "none":
+        prepared = order_train(prepared, recipe.data.curriculum, recipe.data.seed, rates)
+    return prepared
 
 
 def read_benchmark(name: str, data_dir: Path | None, where: str, columns: dict[str, str] | None = None) -> LoadedData:

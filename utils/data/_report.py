@@ -44,6 +44,8 @@ class DataReport:
     subset: int | None = None
     seed: int = 0
     prompt_format: str = ""
+    pass_rates: str = ""  # the pass-rate file read (data.filters.pass_rate, data.curriculum.by: pass_rate)
+    order: str = ""  # the train split's order (data.curriculum), in words; "" = as split (TRL shuffles it)
     cache: str = "off"  # off | miss | hit
     cache_path: str = ""
     seconds: float = 0.0
@@ -72,6 +74,8 @@ class DataReport:
             f"Kept       {self.rows_after_filters} of {self.rows_loaded} rows",
             f"Split      validation {self.validation_rows} ({self.validation_from}); train {self.train_rows}"
             + (f" (subset of {self.subset}, seed {self.seed})" if self.subset else f" (seed {self.seed})"),
+            *([f"Pass rates {self.pass_rates}"] if self.pass_rates else []),
+            *([f"Order      {self.order}"] if self.order else []),
             f"Prompt     {self.prompt_format}",
             f"Cache      {self.cache}" + (f": {self.cache_path}" if self.cache_path else "")
             + f" ({self.seconds:.1f} s)",

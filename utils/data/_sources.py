@@ -41,7 +41,9 @@ class Source:
     def describe(self) -> str:
         if self.kind == "synthetic":
             g = self.generator
-            return f"synthetic: {g['n']} {g['kind']} problems, level {g['level']}, seed {g['seed']} (generated)"
+            levels = g["level"] if isinstance(g["level"], list) else [g["level"]]
+            level = f"level{'s' if len(levels) > 1 else ''} {', '.join(map(str, levels))}"
+            return f"synthetic: {g['n']} {g['kind']} problems, {level}, seed {g['seed']} (generated)"
         if self.kind == "hub":
             return f"{self.name} [{self.config or 'default'}] split={self.split} (hub)"
         if self.kind == "saved":

@@ -1,7 +1,8 @@
 """Generated math problems with exact answers, for offline runs: `data: {dataset: synthetic, kind, n, level}`.
 
 Kinds: arithmetic, fractions, percentages, linear (equations), word (short word problems), or mixed.
-Level 1-5 sets both the size of the numbers and the number of steps (a level-L problem takes L steps).
+Level 1-5 sets both the size of the numbers and the number of steps (a level-L problem takes L steps); a list
+of levels gives graded difficulty (the `source` column names each row's level: synthetic/word/level-3).
 Rows are in the OpenR1-Math-220k schema, so the same adapters, filters, split and cache run on them:
 `answer` is the final answer a model should box, `solution` a worked solution ending in \\boxed{}, and
 the solution doubles as the one "generation" (complete, verified correct: it is right by construction).
@@ -264,19 +265,35 @@ def _row(problem: Problem, level: int, rng: random.Random) -> dict[str, Any]:
     }
 
 
-def check_synthetic(kind: str, n: int, level: int) -> None:
+def check_synthetic(kind: str, n: int, level: int | list[int]) -> None:
     """The one-line errors for settings the generator cannot honour."""
     if kind not in KINDS:
         raise UserError(f"data.kind: {kind!r} is not one of {', '.join(KINDS)}")
-    if level not in LEVELS:
-        raise UserError(f"data.level: must be {LEVELS[0]} to {LEVELS[-1]} (1 easiest), got {level}")
-    if n < 1:
-        raise UserError(f"data.n: must be a positive number of problems, got {n}")
+    levels = level if isinstance(level, list) else [level]
+    if not levels or any(lv not in LEVELS for lv in levels):
+        listed = ", or a list of them" if isinstance(level, list) else ""
+        raise UserError(f"data.level: must be {LEVELS[0]} to {LEVELS[-1]} (1 easiest){listed}, got {level}")
+    if n < len(levels):
+        raise UserError(f"data.n: must be at least one problem per level ({len(levels)}), got {n}")
 
 
-def generate_problems(kind: str, n: int, level: int, seed: int) -> list[dict[str, Any]]:
-    """`n` distinct problems of `kind` (or mixed) at `level`, as OpenR1-Math-220k rows; seeded."""
+def level_counts(n: int, levels: list[int]) -> dict[int, int]:
+    """n problems split evenly over the levels, the first levels taking one more where n does not divide."""
+    share, extra = divmod(n, len(levels))
+    return {level: share + (i < extra) for i, level in enumerate(levels)}
+
+
+def generate_problems(kind: str, n: int, level: int | list[int], seed: int) -> list[dict[str, Any]]:
+    """`n` distinct problems of `kind` (or mixed) at `level`, as OpenR1-Math-220k rows; seeded. A list of
+    levels (graded difficulty, for a curriculum) splits n evenly over them, each level its own seeded stream
+    (its problems are those a recipe with that level alone would get first); rows come level by level."""
     check_synthetic(kind, n, level)
+    if isinstance(level, list):
+        return [row for lv, count in level_counts(n, level).items() for row in _generate(kind, count, lv, seed)]
+    return _generate(kind, n, level, seed)
+
+
+def _generate(kind: str, n: int, level: int, seed: int) -> list[dict[str, Any]]:
     rng = random.Random(f"{SYNTHETIC}:{kind}:{level}:{seed}")
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()

@@ -27,7 +27,7 @@ from utils.evaluation._metrics import (
     summarize,
     wilson_interval,
 )
-from utils.evaluation._models import EvalModel, load_eval_model, resolve_model
+from utils.evaluation._models import EvalModel, eval_tokenizer, load_eval_model, resolve_model
 from utils.evaluation._report import benchmark_table, write_report
 from utils.evaluation._runner import BenchmarkRun, read_samples
 from utils.evaluation._vllm import VllmGenerator
@@ -50,6 +50,7 @@ __all__ = [
     "compare",
     "difference_interval",
     "eval_dtype",
+    "eval_tokenizer",
     "evaluate_accuracy",
     "evaluate_model",
     "flips",

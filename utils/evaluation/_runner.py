@@ -21,7 +21,7 @@ from utils.errors import UserError
 from utils.evaluation._benchmarks import LoadedBenchmark
 from utils.evaluation._generation import Sampling, length_order
 from utils.evaluation._metrics import summarize
-from utils.files import write_atomic
+from utils.files import read_jsonl, write_atomic
 
 SETTINGS, SAMPLES, SUMMARY = "settings.json", "samples.jsonl", "summary.json"
 
@@ -33,17 +33,7 @@ def write_json(path: Path, data: Any) -> None:
 
 def read_samples(path: Path) -> list[dict]:
     """The complete records of a samples file; a torn last line (a kill mid-write) is dropped from the file."""
-    if not path.is_file():
-        return []
-    records, torn = [], False
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            torn = True
-    if torn:
-        write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-    return records
+    return read_jsonl(path, repair=True)
 
 
 def _check_settings(folder: Path, settings: dict, force: bool) -> None:

@@ -1,4 +1,5 @@
-"""One GRPO run: set-up built once, GRPOConfig, the trainer, run folder, callbacks, plots, generation helpers.
+"""One GRPO run: set-up built once, GRPOConfig, the trainer, run folder, callbacks, plots, generation helpers;
+and the starting model's pass rates on the training problems (scripts/pass_rate.py).
 
 The callbacks and the CPU generation copy import transformers; they load on first use (PEP 562), so that
 `import utils.training` stays light and Unsloth can still be imported before TRL and transformers.
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from utils.training._config import check_trl_trains_here, grpo_config_kwargs
 from utils.training._distributed import end_process_group, is_main_process
 from utils.training._faults import RunFailed
+from utils.training._pass_rate import PassRateJob, PassRateRequest, PassRateSummary
 from utils.training._plan import format_plan
 from utils.training._setup import RunSetup, check_run_paths, cpu_precision, reward_weights, set_up_run
 from utils.training._trainer import PreparedRun, TrainOutcome, prepare_training, run_training
@@ -32,6 +34,9 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "Bf16GenerationCopy",
+    "PassRateJob",
+    "PassRateRequest",
+    "PassRateSummary",
     "PreparedRun",
     "RewardRecorder",
     "RunFailed",

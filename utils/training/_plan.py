@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from utils.config import DataSection
 from utils.training._config import differences_from_trl
 from utils.training._distributed import describe_batch
 from utils.training._setup import BF16_COPY, TRANSFORMERS, RunSetup
@@ -12,6 +13,19 @@ def _reward_line(name: str, spec: object) -> str:
         params = ", ".join(f"{k}={v}" for k, v in spec.items() if k != "weight")
         return f"{name} x {spec['weight']}" + (f" ({params})" if params else "")
     return f"{name} x {spec}"
+
+
+def _learning_signal_lines(d: DataSection) -> list[str]:
+    """The pass-rate filter and the curriculum, when the recipe has them (their file: in the Data line)."""
+    lines = []
+    if d.filters.pass_rate is not None:
+        low, high = d.filters.pass_rate
+        lines.append(f"           pass-rate filter: train problems with {low:g} < p < {high:g} (the starting model's)")
+    c = d.curriculum
+    if c.by != "none":
+        by = f"source ({', '.join(c.sources)})" if c.by == "source" else c.by.replace("_", " ")
+        lines.append(f"Curriculum by {by}, {c.order.replace('_', ' ')}; TRL's shuffling off (shuffle_dataset: false)")
+    return lines
 
 
 def machine_line(setup: RunSetup) -> str:
@@ -46,6 +60,7 @@ def format_plan(setup: RunSetup) -> str:
         f"Processes  {describe_batch(config, setup.processes)}",
         f"Data       {setup.data_source}; format {d.format}",
         f"           subset: {d.subset if d.subset else 'all rows'}; validation: {d.validation}; seed {d.seed}",
+        *_learning_signal_lines(d),
         f"Prompt     {recipe.prompt.format}",
         "Rewards    " + ", ".join(_reward_line(n, s) for n, s in recipe.rewards.items())
         + ("; a reward that fails scores None (rewards_on_error: skip)" if recipe.rewards_on_error == "skip" else ""),

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from utils.config import Recipe, RecipeSource
+from utils.config import Recipe, RecipeSource, trl_default
 from utils.errors import UserError
 from utils.models import (
     BackendChoice,
@@ -81,7 +81,7 @@ def set_up_run(recipe: Recipe | RecipeSource, hw: Hardware | None = None) -> Run
     adjustments = fit_to_machine(recipe, hw, backend.name)
     speed, speed_lines = cpu_speed_defaults(recipe, hw, backend.name)
     config = build_grpo_config(recipe, hw, backend.name, reward_weights=reward_weights(recipe), disable_tqdm=True,
-                               **speed)
+                               **speed, **curriculum_defaults(recipe))
     adjustments += speed_lines
     adjustments += bound_prompt_length(recipe, config.max_completion_length)
     check_vllm_server(config, hw.cuda)  # server mode: the server answers now, or one line before anything loads
@@ -126,7 +126,7 @@ def cpu_speed_defaults(recipe: Recipe, hw: Hardware, backend: str,
     dims = local_model_config(recipe.model.name)
     if not dims or not {"hidden_size", "num_hidden_layers"} <= dims.keys():
         return {}, []  # a hub id or an unusual config: keep TRL's default
-    batch = recipe.training.get("per_device_train_batch_size", _trl_default("per_device_train_batch_size"))
+    batch = recipe.training.get("per_device_train_batch_size", trl_default("per_device_train_batch_size"))
     fp32 = not recipe.training.get("bf16", hw.cpu.bf16)  # as build_grpo_config will decide (machine_defaults)
     activations = (int(batch) * recipe.model.max_seq_length * dims["hidden_size"] * dims["num_hidden_layers"]
                    * ACTIVATION_BYTES * (2 if fp32 else 1))
@@ -136,12 +136,6 @@ def cpu_speed_defaults(recipe: Recipe, hw: Hardware, backend: str,
     return {"gradient_checkpointing": False}, [
         f"training.gradient_checkpointing: false (CPU: recomputing activations is slower, and keeping them takes "
         f"at most ~{activations / 2**30:.1f} GiB of this machine's {ram / 2**30:.0f}; set it to choose)"]
-
-
-def _trl_default(field: str) -> Any:
-    from trl import GRPOConfig
-
-    return GRPOConfig.__dataclass_fields__[field].default
 
 
 def bound_prompt_length(recipe: Recipe, max_completion_length: int) -> list[str]:
@@ -159,14 +153,19 @@ def bound_prompt_length(recipe: Recipe, max_completion_length: int) -> list[str]
             f"- max_completion_length {max_completion_length}; set it to change the bound)"]
 
 
+def curriculum_defaults(recipe: Recipe) -> dict[str, Any]:
+    """A curriculum orders the train split (utils.data); TRL's sampler would shuffle that order away."""
+    return {"shuffle_dataset": False} if recipe.data.curriculum.by != "none" else {}
+
+
 def reward_weights(recipe: Recipe) -> list[float]:
     """The weight of each reward, in the recipe's order (a validated recipe holds floats or {weight: ...})."""
     return [float(spec["weight"] if isinstance(spec, dict) else spec) for spec in recipe.rewards.values()]
 
 
 def check_run_paths(recipe: Recipe) -> str:
-    """Every path the run will read exists (the model or adapter and its base, the data source) and the run
-    folder can be written; the decontamination sets and watched benchmarks it reads from files are read and
+    """Every path the run will read exists (the model or adapter and its base, the data source, the pass-rate
+    file) and the run folder can be written; the decontamination sets and watched benchmarks it reads from files are read and
     adapted, those it takes from the hub are named (no network). What would fail after minutes of loading
     fails now, with exit code 2. Returns the data source and those sets, described."""
     from utils.data import resolve_source
@@ -174,7 +173,14 @@ def check_run_paths(recipe: Recipe) -> str:
 
     check_writable(recipe.run_dir)
     check_model_source(recipe.model.name)
-    return "; ".join([resolve_source(recipe.data).describe(), *_check_benchmark_sets(recipe)])
+    return "; ".join([resolve_source(recipe.data).describe(), *_check_benchmark_sets(recipe), *_pass_rate_file(recipe)])
+
+
+def _pass_rate_file(recipe: Recipe) -> list[str]:
+    """The pass-rate file the run reads (data.filters.pass_rate, a curriculum by pass rate), when it reads one."""
+    from utils.data import find_pass_rate_file, needs_pass_rates
+
+    return [f"pass rates: {find_pass_rate_file(recipe)}"] if needs_pass_rates(recipe) else []
 
 
 def _check_benchmark_sets(recipe: Recipe) -> list[str]:
