@@ -50,8 +50,6 @@ from utils.data._sources import resolve_source
 from utils.data._split import OUTPUT_COLUMNS, split_indices
 from utils.data._synthetic import generate_problems
 
-# Home: utils.formats; re-exported until utils.evaluation._benchmarks and utils.export import it from there.
-from utils.formats import build_messages
 
 __all__ = [
     "DEFAULT_BAND",
@@ -67,7 +65,6 @@ __all__ = [
     "PromptTokenCounter",
     "answer_kind",
     "benchmark_source",
-    "build_messages",
     "check_benchmark",
     "code_version",
     "detect_format",

@@ -14,8 +14,9 @@ from typing import Any
 
 from utils.benchmarks import BENCHMARKS, OPENR1_VAL, benchmark_label, canonical_name
 from utils.config import Recipe
-from utils.data import build_messages, prepare_data, read_benchmark
+from utils.data import prepare_data, read_benchmark
 from utils.errors import UserError
+from utils.formats import build_messages
 
 FALLBACK_MAX_NEW_TOKENS = 1024  # a local file or openr1-val without a recipe budget
 

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from utils.data import build_messages, render_prompt
+from utils.data import render_prompt
 from utils.export._atomic import check_free_space, check_out_folder, staged_folder
 from utils.export._export import check_folder, refuse_failed
 from utils.export._source import FALLBACK_PROBLEMS
 from utils.export._verify import Check, reference_outputs
+from utils.formats import DEFAULT_FORMAT, build_messages
 from utils.models import load_gguf, plain_model
 
 
@@ -51,4 +52,4 @@ def _prompts(tokenizer: Any) -> list[str]:
     """Math prompts through the chat template (raw text when the GGUF carries no template)."""
     if not getattr(tokenizer, "chat_template", None):
         return list(FALLBACK_PROBLEMS)
-    return [render_prompt(build_messages(p, "think_boxed"), tokenizer) for p in FALLBACK_PROBLEMS]
+    return [render_prompt(build_messages(p, DEFAULT_FORMAT), tokenizer) for p in FALLBACK_PROBLEMS]

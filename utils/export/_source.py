@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from utils.config import Recipe
-from utils.data import build_messages, render_prompt
+from utils.data import render_prompt
 from utils.errors import UserError
+from utils.formats import build_messages
 from utils.models import adapter_config, find_adapter_base
 from utils.runs import (
     COMPLETIONS,
