@@ -50,7 +50,6 @@ from utils.data._sources import resolve_source
 from utils.data._split import OUTPUT_COLUMNS, split_indices
 from utils.data._synthetic import generate_problems
 
-
 __all__ = [
     "DEFAULT_BAND",
     "DEFAULT_K",
