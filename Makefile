@@ -15,7 +15,7 @@ VPYTHON := $(VVENV)/bin/python
 VSTAMP  := $(VVENV)/.installed
 TINY    := checkpoints/tiny-qwen2
 
-.PHONY: test-dist test-vllm-slow smoke setup setup-deepspeed setup-gpu setup-unsloth setup-vllm test test-slow test-unsloth test-vllm lint demo bench bench-vllm probe tiny-model smollm2 clean
+.PHONY: check-gpu-pins gpu-check test-dist test-vllm-slow smoke setup setup-deepspeed setup-gpu setup-unsloth setup-vllm test test-slow test-unsloth test-vllm lint demo bench bench-vllm probe tiny-model smollm2 clean
 
 setup: $(STAMP)
 
@@ -30,9 +30,17 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 setup-deepspeed: $(STAMP)
 	$(PIP) install -q -c constraints.txt -r requirements-deepspeed.txt
 
-# GPU extras (Unsloth, vLLM): a CUDA machine only, never the CPU test environment.
+# The GPU set (Unsloth, vLLM and the versions they share, requirements-gpu.txt) over .venv: a CUDA machine only,
+# never the CPU test environment. scripts/check_gpu.py first: one line and exit 2 where the GPU or its driver cannot
+# run the pinned torch (no GPU, a driver older than 580), before gigabytes are downloaded.
 setup-gpu: $(STAMP)
+	$(PYTHON) scripts/check_gpu.py
 	$(PIP) install -r requirements-gpu.txt
+
+# requirements-gpu.txt against each pinned package's published requirements (wheel metadata only, cached in
+# .cache/gpu-pins/; no GPU; CI runs it). `$(PYTHON) bench/check_gpu_pins.py --resolve` has pip resolve it all (~4 min).
+check-gpu-pins: $(STAMP)
+	$(PYTHON) bench/check_gpu_pins.py
 
 # Unsloth on a machine without a GPU (its CPU backend: no vLLM) in its own .venv-unsloth, for the
 # `unsloth` tests (make test-unsloth). About 3 GB. Re-runs only when a requirements file changed.

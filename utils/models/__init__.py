@@ -2,6 +2,15 @@
 GGUF import."""
 
 from utils.models._gguf import load_gguf, plain_model, smollm2_checkpoint, smollm2_gguf
+from utils.models._gpu import (
+    MIN_COMPUTE_CAPABILITY,
+    MIN_DRIVER,
+    PINNED_CUDA_MAJOR,
+    GpuInfo,
+    gpu_problem,
+    query_gpus,
+    vllm_runs_on,
+)
 from utils.models._hardware import CPU_BF16_ENV, CpuPrecision, Hardware, detect_hardware, probe_cpu
 from utils.models._loading import (
     BackendChoice,
@@ -33,6 +42,13 @@ __all__ = [
     "check_model_source",
     "CPU_BF16_ENV",
     "CpuPrecision",
+    "GpuInfo",
+    "MIN_COMPUTE_CAPABILITY",
+    "MIN_DRIVER",
+    "PINNED_CUDA_MAJOR",
+    "gpu_problem",
+    "query_gpus",
+    "vllm_runs_on",
     "Hardware",
     "UNSLOTH_TARGET_MODULES",
     "adapter_config",
