@@ -42,6 +42,14 @@ setup-gpu: $(STAMP)
 check-gpu-pins: $(STAMP)
 	$(PYTHON) bench/check_gpu_pins.py
 
+# One command for a lent GPU with a few minutes and no hub (bench/gpu_check.py): the gpu tests, then GRPO steps with
+# Unsloth 4-bit + LoRA and with the hf backend on a Qwen2.5-0.5B-shaped random model, step time and peak memory
+# written to docs/BENCHMARKS.md with the card, driver and versions. Runs in .venv where there is one (make setup-gpu),
+# else in this machine's python3 (a GPU image with the set installed). On CPU: one line, exit 2. STEPS=N per backend.
+GPU_PY ?= $(if $(wildcard $(PYTHON)),$(PYTHON),$(PY))
+gpu-check:
+	$(GPU_PY) bench/gpu_check.py $(if $(STEPS),--steps $(STEPS))
+
 # Unsloth on a machine without a GPU (its CPU backend: no vLLM) in its own .venv-unsloth, for the
 # `unsloth` tests (make test-unsloth). About 3 GB. Re-runs only when a requirements file changed.
 # PyPI's torchvision (an Unsloth dependency) breaks beside CPU torch ("operator torchvision::nms does

@@ -24,7 +24,7 @@ from utils.models._loading import (
     resolve_backend,
     torch_dtype,
 )
-from utils.models._tiny import build_tiny_qwen2, build_tokenizer
+from utils.models._tiny import QWEN2_SHAPES, build_tiny_qwen2, build_tokenizer
 from utils.models._unsloth import (
     UNSLOTH_TARGET_MODULES,
     adapter_config,
@@ -46,6 +46,7 @@ __all__ = [
     "MIN_COMPUTE_CAPABILITY",
     "MIN_DRIVER",
     "PINNED_CUDA_MAJOR",
+    "QWEN2_SHAPES",
     "gpu_problem",
     "query_gpus",
     "vllm_runs_on",

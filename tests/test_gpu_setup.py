@@ -1,12 +1,17 @@
-"""bench/check_gpu_pins.py (`make check-gpu-pins`): the GPU pins against each pinned package's declared requirements.
+"""The GPU set without a GPU: bench/check_gpu_pins.py (`make check-gpu-pins`) holding the pins to each pinned
+package's declared requirements, the machine check before installing (scripts/check_gpu.py), and `make gpu-check`
+refusing a machine without a GPU.
 
 Offline: the published metadata is stood in for by NAME-VERSION.json files (--metadata); the real fetch through
-pip runs in CI as `make check-gpu-pins`."""
+pip runs in CI as `make check-gpu-pins`. nvidia-smi is stood in for by a function returning its CSV."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -98,3 +103,44 @@ def test_markers_are_read_for_linux_x86_64(python, marker, applies):
     from packaging.requirements import Requirement
 
     assert check_gpu_pins.applies(Requirement(f"x; {marker}"), python, set()) is applies
+
+
+def smi(*rows: str):
+    return lambda args: "\n".join(rows) + "\n"
+
+
+@pytest.mark.parametrize(("rows", "said"), [
+    ((), "no NVIDIA GPU found"),
+    (("Tesla T4, 550.54.15, 7.5, 15360",), "NVIDIA driver 550.54.15 is older than 580, which the pinned torch"),
+    (("Tesla V100-SXM2-16GB, 580.95.05, 7.0, 16384",), "compute capability 7.0: CUDA 13 runs on 7.5"),
+    (("Tesla T4, 580.82.07, 7.5, 15360",), None),
+    (("NVIDIA H100 80GB HBM3, 590.48.01, 9.0, 81559", "NVIDIA H100 80GB HBM3, 590.48.01, 9.0, 81559"), None),
+])
+def test_the_gpu_and_driver_are_read_before_installing(rows, said):
+    from utils.models import MIN_COMPUTE_CAPABILITY, MIN_DRIVER, gpu_problem, query_gpus
+
+    assert MIN_DRIVER == 580 and MIN_COMPUTE_CAPABILITY == (7, 5)  # CUDA 13.0, the pinned torch's build
+    gpus = query_gpus(smi(*rows))
+    assert len(gpus) == len(rows)
+    problem = gpu_problem(gpus)
+    assert (problem is None) if said is None else said in problem
+
+
+def test_a_t4_has_no_vllm_backend_but_an_l4_does():
+    from utils.models import query_gpus, vllm_runs_on
+
+    t4, l4 = query_gpus(smi("Tesla T4, 580.82.07, 7.5, 15360", "NVIDIA L4, 580.82.07, 8.9, 23034"))
+    assert t4.compute_capability == (7, 5) and not vllm_runs_on(t4.compute_capability)
+    assert vllm_runs_on(l4.compute_capability) and vllm_runs_on(None)
+
+
+@pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="this machine has an NVIDIA GPU")
+@pytest.mark.parametrize("command", [["scripts/check_gpu.py"], ["bench/gpu_check.py", "--steps", "1"]])
+def test_without_a_gpu_each_says_so_in_one_line_and_exits_2(command):
+    benchmarks = ROOT / "docs" / "BENCHMARKS.md"
+    before = benchmarks.stat().st_mtime_ns
+    result = subprocess.run([sys.executable, *command], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and ("no NVIDIA GPU found" in lines[0] or "needs a CUDA GPU" in lines[0]), lines
+    assert benchmarks.stat().st_mtime_ns == before  # nothing measured, nothing written
