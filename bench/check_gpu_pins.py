@@ -6,7 +6,8 @@ Requires-Dist of its published wheel), for the machines the set is for: Linux x8
     python bench/check_gpu_pins.py [--requirements requirements-gpu.txt] [--metadata DIR] [--resolve]
 
 `--metadata DIR` reads `NAME-VERSION.json` files ({"requires_dist": [...]}) instead of asking pip (offline tests);
-`--resolve` also has pip resolve the whole set with every transitive dependency (about 4 minutes, 235 packages).
+`--resolve` also has pip resolve the whole set with every transitive dependency (235 packages; about 4 minutes
+per Python).
 Beside the other maintainer tools in bench/ (probe_runs.py, report.py): scripts/ holds the jobs users run.
 """
 
