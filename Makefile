@@ -15,7 +15,7 @@ VPYTHON := $(VVENV)/bin/python
 VSTAMP  := $(VVENV)/.installed
 TINY    := checkpoints/tiny-qwen2
 
-.PHONY: test-dist test-vllm-slow study smoke setup setup-deepspeed setup-gpu setup-unsloth setup-vllm test test-slow test-unsloth test-vllm lint demo bench bench-vllm probe tiny-model smollm2 clean
+.PHONY: check-gpu-pins gpu-check test-notebook test-dist test-vllm-slow study smoke setup setup-deepspeed setup-gpu setup-unsloth setup-vllm test test-slow test-unsloth test-vllm lint demo bench bench-vllm probe tiny-model smollm2 clean
 
 setup: $(STAMP)
 
@@ -30,9 +30,25 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 setup-deepspeed: $(STAMP)
 	$(PIP) install -q -c constraints.txt -r requirements-deepspeed.txt
 
-# GPU extras (Unsloth, vLLM): a CUDA machine only, never the CPU test environment.
+# The GPU set (Unsloth, vLLM and the versions they share, requirements-gpu.txt) over .venv: a CUDA machine only,
+# never the CPU test environment. scripts/check_gpu.py first: one line and exit 2 where the GPU or its driver cannot
+# run the pinned torch (no GPU, a driver older than 580), before gigabytes are downloaded.
 setup-gpu: $(STAMP)
+	$(PYTHON) scripts/check_gpu.py
 	$(PIP) install -r requirements-gpu.txt
+
+# requirements-gpu.txt against each pinned package's published requirements (wheel metadata only, cached in
+# .cache/gpu-pins/; no GPU; CI runs it). `$(PYTHON) bench/check_gpu_pins.py --resolve` has pip resolve it all (~8 min).
+check-gpu-pins: $(STAMP)
+	$(PYTHON) bench/check_gpu_pins.py
+
+# One command for a lent GPU with a few minutes and no hub (bench/gpu_check.py): the gpu tests, then GRPO steps with
+# Unsloth 4-bit + LoRA and with the hf backend on a Qwen2.5-0.5B-shaped random model, step time and peak memory
+# written to docs/BENCHMARKS.md with the card, driver and versions. Runs in .venv where there is one (make setup-gpu),
+# else in this machine's python3 (a GPU image with the set installed). On CPU: one line, exit 2. STEPS=N per backend.
+GPU_PY ?= $(if $(wildcard $(PYTHON)),$(PYTHON),$(PY))
+gpu-check:
+	$(GPU_PY) bench/gpu_check.py $(if $(STEPS),--steps $(STEPS))
 
 # Unsloth on a machine without a GPU (its CPU backend: no vLLM) in its own .venv-unsloth, for the
 # `unsloth` tests (make test-unsloth). About 3 GB. Re-runs only when a requirements file changed.
@@ -80,6 +96,11 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/pytest
+
+# The Colab notebook executed end to end on CPU (nbclient; SMOKE: the tiny model, two steps; about 4 min): a broken
+# cell fails it. The GPU-only and Colab-only cells must skip with their line.
+test-notebook: $(STAMP)
+	$(BIN)/pytest -m notebook tests/test_notebook.py
 
 test-slow: $(STAMP) smollm2
 	$(BIN)/pytest -m slow

@@ -275,7 +275,7 @@ def main() -> int:
 def main_cuda() -> int:
     import torch
 
-    from utils.models import build_tiny_qwen2
+    from utils.models import QWEN2_SHAPES, build_tiny_qwen2
 
     if not torch.cuda.is_available():
         print("bench_training --cuda: no CUDA GPU on this machine", file=sys.stderr)
@@ -288,8 +288,7 @@ def main_cuda() -> int:
                         defaults=False, warmup=True)
         # Qwen2.5-0.5B's shapes (24 layers, 896 hidden, 14 heads, 2 KV heads, 4864 MLP) with random
         # weights and the tiny tokenizer's 1024-token vocabulary: no hub here.
-        qwen_shaped = build_tiny_qwen2(Path(tmp) / "qwen05b", hidden_size=896, layers=24, heads=14, kv_heads=2,
-                                       intermediate_size=4864)
+        qwen_shaped = build_tiny_qwen2(Path(tmp) / "qwen05b", **QWEN2_SHAPES["qwen2.5-0.5b"])
         rows += compare("Qwen2.5-0.5B-shaped Qwen2 (random, vocab 1024)", qwen_shaped, data, steps=8, gens=8,
                         prompts=2, tokens=64, rounds=2, defaults=False, warmup=True)
     body = "\n".join([

@@ -48,7 +48,7 @@ def test_extends_overrides_and_inherits():
     t4 = load_recipe(RECIPES[0].parent / "colab_t4.yaml")
     assert full.data.subset is None and full.data.dataset == "open-r1/OpenR1-Math-220k"
     assert full.training["learning_rate"] == 5e-6 and full.training["save_steps"] == 250
-    assert t4.training["fp16"] is True and t4.training["bf16"] is False and t4.lora.r == 16
+    assert "fp16" not in t4.training and "bf16" not in t4.training and t4.lora.r == 16  # the machine decides
     assert t4.run_name == "colab_t4"
 
 

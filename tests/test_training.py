@@ -150,6 +150,39 @@ def test_trl_without_a_cpu_path_is_refused_on_cpu(backend, cuda, trl, refused):
         check_trl_trains_here(backend, hw, trl)
 
 
+@pytest.mark.parametrize(("gpu", "bf16", "expected"), [
+    ("Tesla T4", False, {"fp16": True, "bf16": False}),  # Turing has no bf16
+    ("NVIDIA L4", True, {"bf16": True, "fp16": None}),  # Unsloth loads bf16 there: fp16 would raise in its trainer
+])
+def test_colab_t4_precision_is_the_machines(gpu, bf16, expected):
+    from utils.models import Hardware
+    from utils.training import grpo_config_kwargs
+
+    hw = Hardware(cuda=True, gpu_name=gpu, bf16=bf16, unsloth_installed=True, vllm_installed=True)
+    kwargs = grpo_config_kwargs(load_recipe(ROOT / "recipes" / "colab_t4.yaml"), hw, "unsloth")
+    assert {key: kwargs.get(key) for key in expected} == expected
+
+
+@pytest.mark.parametrize(("capability", "strict", "kept"), [
+    ((7, 5), False, False),  # a T4: vLLM >= 0.12 has no attention backend for it
+    ((7, 5), True, True),  # model.strict keeps what the recipe says
+    ((8, 0), False, True),  # A100
+    ((8, 9), False, True),  # L4
+])
+def test_fast_inference_is_off_on_a_gpu_the_pinned_vllm_cannot_run(capability, strict, kept):
+    import utils.training._setup as setup
+    from utils.models import Hardware
+
+    hw = Hardware(cuda=True, gpu_name="Tesla T4", bf16=capability >= (8, 0), unsloth_installed=True,
+                  vllm_installed=True, compute_capability=capability)
+    recipe = load_recipe(ROOT / "recipes" / "colab_t4.yaml", [f"model.strict={str(strict).lower()}"])
+    lines = setup.fit_to_gpu(recipe, hw, "unsloth")
+    assert recipe.model.fast_inference is kept
+    said = [line for line in lines if line.startswith("model.fast_inference: true -> false (Tesla T4, compute "
+                                                      "capability 7.5: vLLM >= 0.12 has no attention backend")]
+    assert len(said) == (not kept) and len(lines) == len(said)
+
+
 GIB = 2**30
 
 

@@ -9,6 +9,15 @@ from utils.models._adapters import (
     record_base,
 )
 from utils.models._gguf import load_gguf, plain_model, smollm2_checkpoint, smollm2_gguf
+from utils.models._gpu import (
+    MIN_COMPUTE_CAPABILITY,
+    MIN_DRIVER,
+    PINNED_CUDA_MAJOR,
+    GpuInfo,
+    gpu_problem,
+    query_gpus,
+    vllm_runs_on,
+)
 from utils.models._hardware import CPU_BF16_ENV, CpuPrecision, Hardware, detect_hardware, probe_cpu
 from utils.models._loading import (
     BackendChoice,
@@ -21,7 +30,7 @@ from utils.models._loading import (
     resolve_backend,
     torch_dtype,
 )
-from utils.models._tiny import build_tiny_qwen2, build_tokenizer
+from utils.models._tiny import QWEN2_SHAPES, build_tiny_qwen2, build_tokenizer
 from utils.models._unsloth import (
     UNSLOTH_TARGET_MODULES,
     load_with_unsloth,
@@ -38,6 +47,14 @@ __all__ = [
     "check_model_source",
     "CPU_BF16_ENV",
     "CpuPrecision",
+    "GpuInfo",
+    "MIN_COMPUTE_CAPABILITY",
+    "MIN_DRIVER",
+    "PINNED_CUDA_MAJOR",
+    "QWEN2_SHAPES",
+    "gpu_problem",
+    "query_gpus",
+    "vllm_runs_on",
     "Hardware",
     "UNSLOTH_TARGET_MODULES",
     "adapter_config",

@@ -51,6 +51,7 @@ class Hardware:
     unsloth_installed: bool
     vllm_installed: bool
     cpu: CpuPrecision = field(default=CpuPrecision("unknown", native_bf16=False))  # fp32 unless probed
+    compute_capability: tuple[int, int] | None = None  # the CUDA GPU's (7.5 on a T4); None without one
 
     def describe(self) -> str:
         if self.cuda:
@@ -108,4 +109,5 @@ def _probe() -> Hardware:
         unsloth_installed=_installed("unsloth"),
         vllm_installed=_installed("vllm"),
         cpu=probe_cpu(),
+        compute_capability=tuple(torch.cuda.get_device_capability(0)) if cuda else None,
     )

@@ -16,6 +16,13 @@ CHATML_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+# build_tiny_qwen2's shapes by name: the tests' tiny model, and Qwen2.5-0.5B's (24 layers, hidden 896, 14 heads, 2 KV
+# heads, MLP 4864) with random weights, for GPU timings without the hub. Both keep the tiny tokenizer's vocabulary
+# (about 1k tokens, not Qwen's 152k): the 0.5B shape's logits, and so its memory, are smaller than the real model's.
+QWEN2_SHAPES: dict[str, dict[str, int]] = {
+    "tiny": {"hidden_size": 64, "layers": 2, "heads": 4, "kv_heads": 2},
+    "qwen2.5-0.5b": {"hidden_size": 896, "layers": 24, "heads": 14, "kv_heads": 2, "intermediate_size": 4864},
+}
 
 
 def _corpus() -> list[str]:

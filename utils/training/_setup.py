@@ -24,6 +24,7 @@ from utils.models import (
     import_backend,
     local_model_config,
     resolve_backend,
+    vllm_runs_on,
 )
 from utils.training._config import build_grpo_config, check_trl_trains_here
 from utils.training._distributed import (
@@ -78,7 +79,7 @@ def set_up_run(recipe: Recipe | RecipeSource, hw: Hardware | None = None) -> Run
     import_backend(backend)  # Unsloth patches TRL on import: before validation, which imports TRL
     recipe = copy.deepcopy(recipe.build() if isinstance(recipe, RecipeSource) else recipe)  # adjusted below
     check_trl_trains_here(backend.name, hw)
-    adjustments = fit_to_machine(recipe, hw, backend.name)
+    adjustments = fit_to_machine(recipe, hw, backend.name) + fit_to_gpu(recipe, hw, backend.name)
     speed, speed_lines = cpu_speed_defaults(recipe, hw, backend.name)
     config = build_grpo_config(recipe, hw, backend.name, reward_weights=reward_weights(recipe), disable_tqdm=True,
                                **speed, **curriculum_defaults(recipe))
@@ -112,6 +113,19 @@ def fit_to_machine(recipe: Recipe, hw: Hardware, backend: str) -> list[str]:
         changes.append("model.fast_inference: true -> false (Unsloth's vLLM engine needs a CUDA GPU; "
                        "training.use_vllm picks vLLM's CPU build)")
     return changes
+
+
+def fit_to_gpu(recipe: Recipe, hw: Hardware, backend: str) -> list[str]:
+    """Unsloth's vLLM engine (model.fast_inference) off on a GPU the pinned vLLM has no attention backend for (a
+    T4), unless `model.strict: true`: generation then goes through Unsloth's transformers path. One plan line."""
+    m = recipe.model
+    if not (hw.cuda and backend == "unsloth" and m.fast_inference) or m.strict or vllm_runs_on(hw.compute_capability):
+        return []
+    m.fast_inference = False
+    major, minor = hw.compute_capability or (0, 0)
+    return [f"model.fast_inference: true -> false ({hw.gpu_name}, compute capability {major}.{minor}: vLLM >= 0.12 "
+            "has no attention backend below 8.0; Unsloth generates through transformers instead, slower; "
+            "model.strict: true keeps it)"]
 
 
 def cpu_speed_defaults(recipe: Recipe, hw: Hardware, backend: str,
