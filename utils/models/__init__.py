@@ -7,6 +7,7 @@ from utils.models._adapters import (
     could_be_hub_id,
     find_adapter_base,
     record_base,
+    restore_base,
 )
 from utils.models._gguf import load_gguf, plain_model, smollm2_checkpoint, smollm2_gguf
 from utils.models._hardware import CPU_BF16_ENV, CpuPrecision, Hardware, detect_hardware, probe_cpu
@@ -24,7 +25,9 @@ from utils.models._loading import (
 from utils.models._tiny import build_tiny_qwen2, build_tokenizer
 from utils.models._unsloth import (
     UNSLOTH_TARGET_MODULES,
+    VLLM_STANDBY_ENV,
     load_with_unsloth,
+    set_vllm_standby,
     target_modules_for_unsloth,
     unsloth_grpo_overrides,
     unsloth_load_kwargs,
@@ -40,11 +43,14 @@ __all__ = [
     "CpuPrecision",
     "Hardware",
     "UNSLOTH_TARGET_MODULES",
+    "VLLM_STANDBY_ENV",
+    "set_vllm_standby",
     "adapter_config",
     "build_tiny_qwen2",
     "could_be_hub_id",
     "find_adapter_base",
     "record_base",
+    "restore_base",
     "build_tokenizer",
     "detect_hardware",
     "holds_weights",
