@@ -151,3 +151,16 @@ def test_evaluations_in_different_precisions_are_named(tmp_path, run_script):
     write_report(c, "again")
     write_comparison([str(a), str(c)], tmp_path / "cmp3")
     assert "differ in precision" not in (tmp_path / "cmp3" / "report.md").read_text()  # the same weights: no note
+
+
+def test_an_evaluation_records_its_weights_quantization():
+    from types import SimpleNamespace
+
+    from utils.evaluation import HfGenerator
+
+    def generator(quantization_config):
+        return HfGenerator(SimpleNamespace(config=SimpleNamespace(quantization_config=quantization_config)), None)
+
+    assert generator({"load_in_4bit": True, "bnb_4bit_quant_type": "nf4"}).quantization == "4-bit NF4"
+    assert generator({"load_in_8bit": True}).quantization == "8-bit"
+    assert generator(None).quantization is None  # plain weights: only the dtype is recorded
