@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from utils.config import load_recipe, read_recipe
+from utils.config import documents_bool, load_recipe, read_recipe
 from utils.errors import UserError
 from utils.models import VLLM_STANDBY_ENV, BackendChoice, Hardware, import_backend, restore_base
 
@@ -48,7 +48,6 @@ def test_prompt_bound_is_lowered_to_fit_beside_the_completions(tiny_model_dir, t
 
 
 def test_booleans_trl_documents_are_accepted_where_the_field_is_typed_str(tiny_model_dir, tmp_path):
-    from utils.config._validation import documents_bool
     from utils.training import set_up_run
 
     built = recipe(tiny_model_dir, tmp_path, "training.scale_rewards=false")
