@@ -43,11 +43,11 @@ def _change(row: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from utils.evaluation import intersection_notes, write_comparison
+    from utils.evaluation import intersection_notes, precision_notes, write_comparison
 
     out = Path(args.out) if args.out else default_out(args.targets)
     result = write_comparison(args.targets, out, args.intersection)
-    for note in intersection_notes(result):
+    for note in intersection_notes(result) + precision_notes(result):
         print(note)
     for name, rows in result["benchmarks"].items():
         cells = [f"{r['model']} {100 * r['pass@1']:.1f}%" + (_change(r) if "delta" in r else "")

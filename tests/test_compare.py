@@ -127,3 +127,40 @@ def test_an_unfinished_evaluation_is_named_as_such(tmp_path, run_script):
     samples.write_text("".join(samples.read_text().splitlines(keepends=True)[:6]))
     with pytest.raises(UserError, match=r"short.*unfinished evaluation \(gsm8k: 6 of 10 problems"):
         write_comparison([str(a), str(short)], tmp_path / "cmp2")
+
+
+def test_evaluations_in_different_precisions_are_named(tmp_path, run_script):
+    """A 16-bit "before" against a 4-bit "after": the report says part of the change may be quantization."""
+    a = plant(tmp_path / "base", "base", BASE)
+    b = plant(tmp_path / "qlora", "qlora", STAGE1)
+    for folder, fields in ((a, {"dtype": "bfloat16"}), (b, {"dtype": "float16", "quantization": "4-bit NF4"})):
+        for bench in BASE:
+            path = folder / bench / "summary.json"
+            path.write_text(json.dumps({**json.loads(path.read_text()), **fields}))
+        write_report(folder, folder.name)
+    note = "evaluations differ in precision: bfloat16 vs 4-bit NF4: part of the change may be quantization, not training"
+    done = run_script("compare", a, b, "--out", tmp_path / "cmp")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert note in done.stdout
+    assert note in (tmp_path / "cmp" / "report.md").read_text()
+
+    c = plant(tmp_path / "again", "again", STAGE1)
+    for bench in BASE:
+        path = c / bench / "summary.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "dtype": "bfloat16"}))
+    write_report(c, "again")
+    write_comparison([str(a), str(c)], tmp_path / "cmp3")
+    assert "differ in precision" not in (tmp_path / "cmp3" / "report.md").read_text()  # the same weights: no note
+
+
+def test_an_evaluation_records_its_weights_quantization():
+    from types import SimpleNamespace
+
+    from utils.evaluation import HfGenerator
+
+    def generator(quantization_config):
+        return HfGenerator(SimpleNamespace(config=SimpleNamespace(quantization_config=quantization_config)), None)
+
+    assert generator({"load_in_4bit": True, "bnb_4bit_quant_type": "nf4"}).quantization == "4-bit NF4"
+    assert generator({"load_in_8bit": True}).quantization == "8-bit"
+    assert generator(None).quantization is None  # plain weights: only the dtype is recorded

@@ -14,6 +14,7 @@ from utils.config._sections import (
     Recipe,
 )
 from utils.config._validation import (
+    documents_bool,
     grpo_config_fields,
     recipe_from_dict,
     sections_from_dict,
@@ -31,6 +32,7 @@ __all__ = [
     "Recipe",
     "RecipeSource",
     "deep_merge",
+    "documents_bool",
     "grpo_config_fields",
     "load_recipe",
     "parse_override",

@@ -35,6 +35,12 @@ class RecipeSource:
         backend = model.get("backend", "auto") if isinstance(model, dict) else "auto"
         return backend if isinstance(backend, str) else "auto"
 
+    @property
+    def requested_vllm_standby(self) -> bool:
+        """model.vllm_standby as read: Unsloth reads its standby switch when imported, before validation."""
+        model = self.raw.get("model")
+        return isinstance(model, dict) and model.get("vllm_standby") is True
+
     def build(self) -> Recipe:
         """Validate into a Recipe. On a mistake, name the `--set` that made it, if one did."""
         try:

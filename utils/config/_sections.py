@@ -29,7 +29,8 @@ class ModelSection:
     name: str = "Qwen/Qwen2.5-0.5B-Instruct"  # hub id or local folder (full checkpoint or LoRA adapter)
     backend: str = _choice("auto", "auto", "unsloth", "hf")
     load_in_4bit: bool = False
-    fast_inference: bool = False  # vLLM-backed generation (unsloth backend / TRL use_vllm)
+    fast_inference: bool = False  # vLLM-backed generation (unsloth backend / TRL use_vllm colocate on hf)
+    vllm_standby: bool = False  # Unsloth: UNSLOTH_VLLM_STANDBY=1 before its import (vLLM sleeps while training steps)
     # CPU: sample from a merged bf16 copy (utils/training/_cpu_generation); None: where training is in bf16,
     # which the CPU decides (utils.training.cpu_precision). Set, it is obeyed.
     cpu_bf16_generation: bool | None = None
@@ -147,7 +148,11 @@ SECTIONS: dict[str, type] = {
 TOP_LEVEL_KEYS = ("extends", *SECTIONS, "rewards", "rewards_on_error", "training")
 DEFAULT_REWARDS: dict[str, float] = {"accuracy": 1.0, "format": 0.25}
 # GRPOConfig fields the recipe may not set: we own them, and say where to set them instead.
-TRAINING_RESERVED = {"output_dir": "set output.dir / output.run_name instead"}
+TRAINING_RESERVED = {
+    "output_dir": "set output.dir / output.run_name instead",
+    # the resolved recipe is written to the run folder: a token there is a leaked secret
+    "hub_token": "set HF_TOKEN in the environment instead (a recipe's values are written to the run folder)",
+}
 
 
 @dataclass

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import enum
+import functools
+import re
 import types
 import typing
 from pathlib import Path
@@ -223,6 +225,31 @@ def grpo_config_fields() -> dict[str, Any]:
     return {f.name: f.type for f in dataclasses.fields(GRPOConfig) if f.init}
 
 
+# GRPOConfig fields TRL removed, and where their job went: recipes written for older TRL (Unsloth's and open-r1's
+# configs all set max_prompt_length) get the replacement, not only "not a field".
+TRAINING_REMOVED = {
+    "max_prompt_length": "removed from TRL in 0.28: prompts are bounded by data.filters.max_prompt_tokens "
+                         "(longer prompts are dropped before training); set that instead",
+}
+# A value the help text offers as a choice (`True` or 'group', `False`: ...), or the field's own name set to one.
+_BOOL_CHOICE = r"`(?:True|False)`\s*(?:or\b|:)|\bor\s+`(?:True|False)`"
+
+
+def documents_bool(name: str, help_text: str) -> bool:
+    """Whether a GRPOConfig field's help text offers True/False as values although its annotation says str
+    (scale_rewards: `True` or 'group', `False` or 'none'; fsdp: `fsdp=True`): TRL converts them itself."""
+    pattern = f"{_BOOL_CHOICE}|\\b{re.escape(name)}=(?:True|False)\\b"
+    return bool(re.search(pattern, help_text))
+
+
+@functools.cache
+def _bool_documented_fields() -> frozenset[str]:
+    from trl import GRPOConfig
+
+    return frozenset(f.name for f in dataclasses.fields(GRPOConfig)
+                     if f.init and documents_bool(f.name, str(f.metadata.get("help", ""))))
+
+
 def check_training(training: Any, where: str) -> dict[str, Any]:
     """Check `training:` keys and value types against the installed TRL's GRPOConfig."""
     if training is None:
@@ -235,10 +262,15 @@ def check_training(training: Any, where: str) -> dict[str, Any]:
         full = f"training.{key}"
         if key in TRAINING_RESERVED:
             raise UserError(f"{where}: {full}: {TRAINING_RESERVED[key]}")
+        if key in TRAINING_REMOVED and key not in fields:
+            raise UserError(f"{where}: {full}: {TRAINING_REMOVED[key]}")
         if key not in fields:
             close = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.6)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise UserError(f"{where}: {full}: not a field of TRL's GRPOConfig{hint}")
+        if isinstance(value, bool) and key in _bool_documented_fields():
+            checked[key] = value  # documented as a choice, typed str: TRL maps it (scale_rewards: false -> 'none')
+            continue
         checked[key] = coerce(value, fields[key], full, where)
     return checked
 
@@ -284,6 +316,9 @@ def _check_consistency(recipe: Recipe, where: str) -> None:
         raise UserError(
             f"{where}: model.gpu_memory_utilization: must be in (0, 1], got {recipe.model.gpu_memory_utilization}"
         )
+    if recipe.model.vllm_standby and not recipe.model.fast_inference:
+        raise UserError(f"{where}: model.vllm_standby: only used with model.fast_inference: true (it frees Unsloth's "
+                        "vLLM engine between generations); set model.fast_inference: true or remove it")
     _check_synthetic(recipe.data, where)
     columns = recipe.data.columns
     if recipe.data.format == "generic" and ("problem" not in columns or not {"answer", "solution"} & set(columns)):

@@ -8,6 +8,7 @@ from utils.evaluation._compare import (
     compare,
     flips,
     intersection_notes,
+    precision_notes,
     write_comparison,
 )
 from utils.evaluation._evaluate import (
@@ -55,6 +56,7 @@ __all__ = [
     "evaluate_model",
     "flips",
     "intersection_notes",
+    "precision_notes",
     "load_benchmark",
     "load_benchmarks",
     "load_eval_model",

@@ -192,6 +192,7 @@ def compare(models: list[Evaluated], intersection: bool = False) -> dict[str, An
     result: dict[str, Any] = {"models": [m.label for m in models], "benchmarks": {}, "intersection": {
         name: {"shared": len(ids), "evaluated": {m.label: len(m.problem_ids(name)) for m in models
                                                  if name in m.benchmarks}} for name, ids in shared.items()}}
+    result["precision"] = {m.label: precision_of(m) for m in models}
     for name in dict.fromkeys(n for m in models for n in m.benchmarks):
         only = shared.get(name)
         base = first.summary_of(name, only) if name in first.benchmarks else None
@@ -211,6 +212,27 @@ def compare(models: list[Evaluated], intersection: bool = False) -> dict[str, An
             rows.append(row)
         result["benchmarks"][name] = rows
     return result
+
+
+PLAIN_DTYPES = {"float32", "bfloat16", "float16"}  # unquantized weights: a difference there is precision alone
+
+
+def precision_of(model: Evaluated) -> str | None:
+    """The weights an evaluation generated with, in words: its quantization (`4-bit NF4`), else its dtype;
+    several when its benchmarks differ; None where its summaries record neither (older evaluations)."""
+    found = [s.get("quantization") or s.get("dtype") for s in model.benchmarks.values()]
+    return " / ".join(dict.fromkeys(str(p) for p in found if p)) or None
+
+
+def precision_notes(result: dict[str, Any]) -> list[str]:
+    """One line when the evaluations compared ran in different precisions: the deltas then mix training with
+    quantization (a 16-bit "before" against a 4-bit + LoRA "after" counts quantization loss as forgetting)."""
+    recorded = result.get("precision", {})
+    kinds = list(dict.fromkeys(p for p in recorded.values() if p))
+    if len(kinds) < 2:
+        return []
+    cause = "precision" if set(kinds) <= PLAIN_DTYPES else "quantization"
+    return [f"evaluations differ in precision: {' vs '.join(kinds)}: part of the change may be {cause}, not training"]
 
 
 def intersection_notes(result: dict[str, Any]) -> list[str]:
@@ -247,8 +269,8 @@ def markdown(result: dict[str, Any]) -> str:
              "pass@1 % with its 95% Wilson interval; Δ: points against the first model, with a 95% interval "
              "(Newcombe: paired where both models answered the same problems once each, from the two Wilson "
              "intervals and the flips; else from the two Wilson intervals alone). A Δ whose interval spans 0 may "
-             "be noise.", "", *(f"{note}." for note in intersection_notes(result)),
-             *([""] if result.get("intersection") else []),
+             "be noise.", "", *(f"{note}." for note in intersection_notes(result) + precision_notes(result)),
+             *([""] if result.get("intersection") or precision_notes(result) else []),
              "| benchmark | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
     for name, rows in result["benchmarks"].items():
         lines.append(f"| {name} | " + " | ".join(_cell(r) for r in rows) + " |")

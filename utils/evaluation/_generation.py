@@ -36,6 +36,20 @@ def length_order(texts: Sequence[str]) -> list[int]:
     return sorted(range(len(texts)), key=lambda i: len(texts[i]))
 
 
+def quantization_of(model: Any) -> str | None:
+    """How a loaded transformers model's weights are quantized, in words (`4-bit NF4`), or None for plain
+    weights: the dtype alone would call a 4-bit model float16 (its compute dtype)."""
+    config = getattr(getattr(model, "config", None), "quantization_config", None)
+    if config is None:
+        return None
+    values = config if isinstance(config, dict) else config.to_dict()
+    if values.get("load_in_4bit"):
+        return f"4-bit {str(values.get('bnb_4bit_quant_type') or 'nf4').upper()}"
+    if values.get("load_in_8bit"):
+        return "8-bit"
+    return str(values.get("quant_method") or "quantized")
+
+
 class HfGenerator:
     """Generation through a loaded transformers model (plain, PEFT or merged): `generate_batch` per batch."""
 
@@ -50,6 +64,10 @@ class HfGenerator:
     @property
     def dtype(self) -> str:
         return str(self.model.dtype).removeprefix("torch.")
+
+    @property
+    def quantization(self) -> str | None:
+        return quantization_of(self.model)
 
     def _generate_kwargs(self, sampling: Sampling) -> dict[str, Any]:
         kwargs: dict[str, Any] = {

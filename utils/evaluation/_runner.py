@@ -79,8 +79,13 @@ class BenchmarkRun:
     def settings(self) -> dict[str, Any]:
         first = self.bench.rows[0]["prompt"]
         return {"model": self.model_label, "benchmark": self.bench.name, "samples": self.k,
-                "dtype": getattr(self.generator, "dtype", None),
+                "dtype": getattr(self.generator, "dtype", None), **self._quantization(),
                 **asdict(self.sampling), "system_prompt": first[0]["content"] if first[0]["role"] == "system" else ""}
+
+    def _quantization(self) -> dict[str, Any]:
+        """{quantization: ...} for quantized weights only: an older folder's settings (none recorded) still match."""
+        method = getattr(self.generator, "quantization", None)
+        return {"quantization": method} if method else {}
 
     def run(self) -> dict[str, Any]:
         """Generate what is missing, then write and return the summary."""
@@ -96,6 +101,7 @@ class BenchmarkRun:
         summary = summarize(records, self.k, self.bench.breakdown)
         summary.update(benchmark=self.bench.name, source=self.bench.source, model=self.model_label,
                        backend=self.generator.name, dtype=getattr(self.generator, "dtype", None),
+                       **self._quantization(),
                        max_new_tokens=self.sampling.max_new_tokens,
                        without_gold=self.bench.without_gold, generated_now=len(pending),
                        seconds=round(time.perf_counter() - started, 2),

@@ -57,6 +57,13 @@ class VllmGenerator:
             lora_request = LoRARequest(Path(spec.path).name, 1, str(Path(spec.path).resolve()))
         return cls(LLM(**kwargs), tokenizer, lora_request)
 
+    @property
+    def quantization(self) -> str | None:
+        """The engine's quantization method (`bitsandbytes` for a pre-quantized bnb-4bit base), or None."""
+        config = getattr(getattr(self.llm, "llm_engine", None), "model_config", None)
+        method = getattr(config, "quantization", None)
+        return str(method) if method else None
+
     def generate_batch(self, texts: Sequence[str], sampling: Sampling) -> list[Generated]:
         from vllm import SamplingParams
 

@@ -7,6 +7,7 @@ from utils.models._adapters import (
     could_be_hub_id,
     find_adapter_base,
     record_base,
+    restore_base,
 )
 from utils.models._gguf import load_gguf, plain_model, smollm2_checkpoint, smollm2_gguf
 from utils.models._gpu import (
@@ -33,6 +34,7 @@ from utils.models._loading import (
 from utils.models._tiny import QWEN2_SHAPES, build_tiny_qwen2, build_tokenizer
 from utils.models._unsloth import (
     UNSLOTH_TARGET_MODULES,
+    VLLM_STANDBY_ENV,
     load_with_unsloth,
     target_modules_for_unsloth,
     unsloth_grpo_overrides,
@@ -57,11 +59,13 @@ __all__ = [
     "vllm_runs_on",
     "Hardware",
     "UNSLOTH_TARGET_MODULES",
+    "VLLM_STANDBY_ENV",
     "adapter_config",
     "build_tiny_qwen2",
     "could_be_hub_id",
     "find_adapter_base",
     "record_base",
+    "restore_base",
     "build_tokenizer",
     "detect_hardware",
     "holds_weights",

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from utils.errors import UserError
+from utils.files import write_atomic
 
 ADAPTER_CONFIG = "adapter_config.json"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -47,6 +48,25 @@ def record_base(model: Any, base: str) -> None:
     loaded by (relative when model.name was) and keeps an adapter's own recorded name when it continues one."""
     for config in getattr(model, "peft_config", {}).values():
         config.base_model_name_or_path = recorded_name(base)
+
+
+# Where restore_base keeps the name the adapter was saved with (Unsloth's pre-quantized repo), for reproducibility.
+QUANTIZED_BASE_KEY = "quantized_base_model_name_or_path"
+
+
+def restore_base(folder: str | Path, base: str) -> bool:
+    """Make a saved adapter record the user's base (`Qwen/Qwen2.5-0.5B-Instruct`) where Unsloth wrote the
+    pre-quantized repo it loaded instead (`unsloth/Qwen2.5-0.5B-Instruct-bnb-4bit`): merge and evaluation then
+    use the 16-bit base unless asked otherwise (--base). The saved name is kept under QUANTIZED_BASE_KEY.
+    Returns whether the file changed."""
+    config = adapter_config(folder)
+    wanted = recorded_name(base)
+    if config is None or config.get("base_model_name_or_path") == wanted:
+        return False
+    config[QUANTIZED_BASE_KEY] = config.get("base_model_name_or_path")
+    config["base_model_name_or_path"] = wanted
+    write_atomic(Path(folder) / ADAPTER_CONFIG, json.dumps(config, indent=2, sort_keys=True) + "\n")
+    return True
 
 
 def _find_relative(base: str, started_in: Path | None) -> str | None:

@@ -11,6 +11,7 @@ from utils.config import ModelSection, Recipe
 from utils.errors import UserError, first_line
 from utils.models._adapters import adapter_base, record_base, recorded_name
 from utils.models._hardware import Hardware, detect_hardware
+from utils.models._unsloth import set_vllm_standby
 
 
 @dataclass(frozen=True)
@@ -45,10 +46,12 @@ def resolve_backend(requested: str, hw: Hardware) -> BackendChoice:
     return BackendChoice("unsloth", f"auto: CUDA GPU {hw.gpu_name} found and Unsloth is installed")
 
 
-def import_backend(backend: BackendChoice) -> None:
+def import_backend(backend: BackendChoice, vllm_standby: bool = False) -> None:
     """Import the backend's patching library first: Unsloth rewrites TRL's trainers on import, and a
-    `trl.GRPOTrainer` taken before that keeps TRL's class without the vLLM wiring."""
+    `trl.GRPOTrainer` taken before that keeps TRL's class without the vLLM wiring. `vllm_standby`
+    (model.vllm_standby): Unsloth's standby switch, which it reads on import, is set before."""
     if backend.name == "unsloth":
+        set_vllm_standby(vllm_standby)
         import unsloth  # noqa: F401
 
 

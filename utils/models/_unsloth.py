@@ -30,6 +30,7 @@ How the trainer must be built on this path (GPU):
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from utils.config import LoraSection, ModelSection
@@ -40,6 +41,17 @@ from utils.models._hardware import detect_hardware
 # What `all-linear` means for the Qwen2 / Llama family: every projection of attention and MLP, never
 # lm_head. Unsloth's fast LoRA kernels are written for exactly these names (its own default list).
 UNSLOTH_TARGET_MODULES: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+# Unsloth's vLLM standby switch: read when unsloth is imported, so it is set before (set_vllm_standby).
+VLLM_STANDBY_ENV = "UNSLOTH_VLLM_STANDBY"
+
+
+def set_vllm_standby(on: bool) -> None:
+    """Turn Unsloth's vLLM standby on (model.vllm_standby) before `import unsloth`; off leaves the environment as
+    the user set it."""
+    if on:
+        os.environ[VLLM_STANDBY_ENV] = "1"
 
 
 def _torch_dtype(name: str) -> Any:
@@ -125,6 +137,7 @@ def load_with_unsloth(model: ModelSection, lora: LoraSection, seed: int) -> tupl
         if not hw.vllm_installed:
             raise UserError("model.fast_inference: true, but vLLM is not installed here (make setup-gpu)")
 
+    set_vllm_standby(model.vllm_standby)
     import unsloth  # noqa: F401  # before trl: on a GPU it rewrites TRL's trainers on import
     from unsloth import FastLanguageModel
 

@@ -20,10 +20,10 @@ from utils.training._trainer import PreparedRun, TrainOutcome, prepare_training,
 from utils.training._vllm_server import bound_requests, check_vllm_server, wait_for_server
 
 if TYPE_CHECKING:
-    from utils.training._callbacks import RewardRecorder, RunMonitor
+    from utils.training._callbacks import RecordedBase, RewardRecorder, RunMonitor
     from utils.training._cpu_generation import Bf16GenerationCopy
 
-_LAZY = {"RewardRecorder": "_callbacks", "RunMonitor": "_callbacks", "Bf16GenerationCopy": "_cpu_generation"}
+_LAZY = {"RecordedBase": "_callbacks", "RewardRecorder": "_callbacks", "RunMonitor": "_callbacks", "Bf16GenerationCopy": "_cpu_generation"}
 
 
 def __getattr__(name: str) -> Any:
@@ -38,6 +38,7 @@ __all__ = [
     "PassRateRequest",
     "PassRateSummary",
     "PreparedRun",
+    "RecordedBase",
     "RewardRecorder",
     "RunFailed",
     "RunMonitor",

@@ -219,6 +219,29 @@ class RunMonitor(TrainerCallback):
             self.bar.close()
 
 
+class RecordedBase(TrainerCallback):
+    """Unsloth backend: each saved adapter (checkpoint-N/, best/) names the user's base model, not the
+    pre-quantized repo Unsloth swapped in for 4-bit loading (utils.models.restore_base). Listed first, so a
+    checkpoint is right before RunMonitor marks it complete."""
+
+    def __init__(self, base: str, writes: bool = True) -> None:
+        self.base, self.writes = base, writes
+
+    def on_save(self, args, state, control, **kwargs):
+        if self.writes:
+            self.restore(Path(args.output_dir), state.global_step)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.writes:
+            self.restore(Path(args.output_dir), state.global_step)
+
+    def restore(self, run_dir: Path, step: int) -> None:
+        from utils.models import restore_base
+
+        for folder in (checkpoint_dir(run_dir, step), run_dir / BEST):
+            restore_base(folder, self.base)
+
+
 class EvalCallback(TrainerCallback):
     """Greedy pass@1 on each watched benchmark every N steps (and before the first); best checkpoint -> best/.
 

@@ -54,6 +54,9 @@ def grpo_config_kwargs(recipe: Recipe, hw: Hardware, backend: str, **extra: Any)
         from utils.models import unsloth_grpo_overrides
 
         backend_values = unsloth_grpo_overrides(recipe.model)  # vLLM colocate, dtype agreement
+    elif recipe.model.fast_inference:  # hf: TRL's colocated engine (the plan says so: utils.training._setup.vllm_on_hf)
+        backend_values = {"use_vllm": True, "vllm_mode": "colocate",
+                          "vllm_gpu_memory_utilization": recipe.model.gpu_memory_utilization}
     kwargs: dict[str, Any] = {**RUN_DEFAULTS, **machine_defaults(hw), **backend_values, **extra, **recipe.training}
     if kwargs.get("use_vllm") and not hw.vllm_installed:
         raise UserError("training.use_vllm: true, but vLLM is not installed here "

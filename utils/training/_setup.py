@@ -76,10 +76,12 @@ def set_up_run(recipe: Recipe | RecipeSource, hw: Hardware | None = None) -> Run
     processes = world_size()
     check_fsdp_has_gpus(hw.cuda)
     backend = backend_for_processes(resolve_backend(requested, hw), requested, processes)
-    import_backend(backend)  # Unsloth patches TRL on import: before validation, which imports TRL
+    standby = recipe.requested_vllm_standby if isinstance(recipe, RecipeSource) else recipe.model.vllm_standby
+    import_backend(backend, vllm_standby=standby)  # Unsloth patches TRL on import: before validation (imports TRL)
     recipe = copy.deepcopy(recipe.build() if isinstance(recipe, RecipeSource) else recipe)  # adjusted below
     check_trl_trains_here(backend.name, hw)
-    adjustments = fit_to_machine(recipe, hw, backend.name) + fit_to_gpu(recipe, hw, backend.name)
+    adjustments = (fit_to_machine(recipe, hw, backend.name) + fit_to_gpu(recipe, hw, backend.name)
+                   + vllm_on_hf(recipe, hw, backend.name))
     speed, speed_lines = cpu_speed_defaults(recipe, hw, backend.name)
     config = build_grpo_config(recipe, hw, backend.name, reward_weights=reward_weights(recipe), disable_tqdm=True,
                                **speed, **curriculum_defaults(recipe))
@@ -128,6 +130,27 @@ def fit_to_gpu(recipe: Recipe, hw: Hardware, backend: str) -> list[str]:
             "model.strict: true keeps it)"]
 
 
+def vllm_on_hf(recipe: Recipe, hw: Hardware, backend: str) -> list[str]:
+    """model.fast_inference / model.vllm_standby on the hf backend, in the plan: fast_inference becomes TRL's
+    colocated vLLM (build_grpo_config maps it) unless training.use_vllm decides; standby is Unsloth's alone."""
+    m, lines = recipe.model, []
+    if backend != "hf":
+        return lines
+    if m.fast_inference and "use_vllm" in recipe.training:
+        lines.append(f"model.fast_inference: not used on the hf backend (training.use_vllm: "
+                     f"{str(recipe.training['use_vllm']).lower()} decides)")
+    elif m.fast_inference:
+        if not hw.vllm_installed:
+            raise UserError("model.fast_inference: true on the hf backend runs TRL's colocated vLLM, but vLLM is not "
+                            "installed here (make setup-gpu), or set model.fast_inference: false")
+        lines.append(f"model.fast_inference: true -> training.use_vllm: true, vllm_mode: colocate (hf backend: TRL's "
+                     f"vLLM engine in this process, {m.gpu_memory_utilization:g} of GPU memory)")
+    if m.vllm_standby:
+        lines.append("model.vllm_standby: not used on the hf backend (Unsloth's switch; TRL's colocated vLLM "
+                     "sleeps between generations with training.vllm_enable_sleep_mode: true)")
+    return lines
+
+
 def cpu_speed_defaults(recipe: Recipe, hw: Hardware, backend: str,
                        ram_bytes: int | None = None) -> tuple[dict[str, Any], list[str]]:
     """GRPOConfig values for a faster CPU step, and a plan line each. Gradient checkpointing (TRL's default)
@@ -155,16 +178,23 @@ def cpu_speed_defaults(recipe: Recipe, hw: Hardware, backend: str,
 def bound_prompt_length(recipe: Recipe, max_completion_length: int) -> list[str]:
     """Every prompt is bounded by default: model.max_seq_length minus the completion budget. One huge problem
     must not take the machine down (a 100k-character problem took 23 GB in an evaluation)."""
-    filters = recipe.data.filters
-    if filters.max_prompt_tokens is not None:
-        return []
-    budget = recipe.model.max_seq_length - max_completion_length
+    filters, seq = recipe.data.filters, recipe.model.max_seq_length
+    budget = seq - max_completion_length
     if budget <= 0:
-        raise UserError(f"model.max_seq_length ({recipe.model.max_seq_length}) leaves no room for a prompt beside "
+        raise UserError(f"model.max_seq_length ({seq}) leaves no room for a prompt beside "
                         f"training.max_completion_length ({max_completion_length}): raise it or shorten completions")
+    asked = filters.max_prompt_tokens
+    if asked is not None and asked <= budget:
+        return []
     filters.max_prompt_tokens = budget
-    return [f"data.filters.max_prompt_tokens: {budget} (model.max_seq_length {recipe.model.max_seq_length} "
-            f"- max_completion_length {max_completion_length}; set it to change the bound)"]
+    if asked is None:
+        return [f"data.filters.max_prompt_tokens: {budget} (model.max_seq_length {seq} "
+                f"- max_completion_length {max_completion_length}; set it to change the bound)"]
+    # Lowered, not refused: the bound is a filter (longer prompts are dropped), so a lower one only keeps fewer
+    # problems, while a prompt past it would leave its completion cut off by max_seq_length (Unsloth's vLLM
+    # max_model_len) and score zero.
+    return [f"data.filters.max_prompt_tokens: {asked} -> {budget} (prompt + training.max_completion_length "
+            f"{max_completion_length} must fit model.max_seq_length {seq}; raise that to keep {asked})"]
 
 
 def curriculum_defaults(recipe: Recipe) -> dict[str, Any]:

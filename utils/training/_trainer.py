@@ -156,7 +156,7 @@ def _build_trainer(setup: RunSetup, resume_from: Path | None, progress: bool, st
     from utils.data import load_training_data
     from utils.evaluation import watched_sets
     from utils.models import load_model_and_tokenizer
-    from utils.training._callbacks import RewardRecorder, RunMonitor
+    from utils.training._callbacks import RecordedBase, RewardRecorder, RunMonitor
 
     if not progress:  # transformers' "Loading weights" bar too: stderr is left to warnings and errors
         from transformers.utils import logging as transformers_logging
@@ -184,13 +184,15 @@ def _build_trainer(setup: RunSetup, resume_from: Path | None, progress: bool, st
     monitor = RunMonitor(run_dir, recorder, recipe.output.completions_every, recipe.output.completions_sample,
                          plots=recipe.output.plots, progress=progress and main, writes=main)
     evaluator = _evaluator(recipe, watched, loaded.tokenizer, monitor)
+    # Unsloth's 4-bit load swaps in its pre-quantized repo: saved adapters name the user's base again
+    recorded_base = RecordedBase(loaded.base_name, main) if setup.backend.name == "unsloth" else None
     trainer = GRPOTrainer(
         model=loaded.model,
         reward_funcs=recorder.wrap(setup.reward_funcs),
         args=setup.config,
         train_dataset=data.train,
         processing_class=loaded.tokenizer,
-        callbacks=[c for c in (evaluator, monitor, stop) if c is not None],
+        callbacks=[c for c in (recorded_base, evaluator, monitor, stop) if c is not None],
     )
     trainer.remove_callback(PrinterCallback)  # our progress bar and metrics.jsonl replace raw log dicts
     guard_checkpoint_saves(trainer, main)  # a save that cannot write: one line, the partial folder removed
