@@ -3,6 +3,7 @@
 from utils.config._loading import RecipeSource, deep_merge, load_recipe, parse_override, read_recipe, set_path
 from utils.config._sections import (
     DataSection,
+    DynamicSamplingSection,
     EvalSection,
     FiltersSection,
     LoraSection,
@@ -19,6 +20,7 @@ from utils.config._validation import (
 
 __all__ = [
     "DataSection",
+    "DynamicSamplingSection",
     "EvalSection",
     "FiltersSection",
     "LoraSection",

@@ -285,6 +285,9 @@ def _check_consistency(recipe: Recipe, where: str) -> None:
             f"{where}: model.gpu_memory_utilization: must be in (0, 1], got {recipe.model.gpu_memory_utilization}"
         )
     _check_synthetic(recipe.data, where)
+    if recipe.dynamic_sampling.max_extra_batches < 1:
+        raise UserError(f"{where}: dynamic_sampling.max_extra_batches: must be >= 1 (extra generation batches a "
+                        f"step may draw), got {recipe.dynamic_sampling.max_extra_batches}")
     columns = recipe.data.columns
     if recipe.data.format == "generic" and ("problem" not in columns or not {"answer", "solution"} & set(columns)):
         raise UserError(
