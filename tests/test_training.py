@@ -84,7 +84,8 @@ def test_lora_run_writes_a_complete_run_folder(lora_run):
     assert sample["prompt"] and "completion" in sample and "extracted" in sample and sample["gold"] is not None
     assert set(sample["rewards"]) == {"accuracy", "format", VARYING}
 
-    assert {p.name for p in (run / "plots").glob("*.png")} == {"reward.png", "accuracy.png", "completion_length.png"}
+    assert {p.name for p in (run / "plots").glob("*.png")} == {"reward.png", "accuracy.png", "completion_length.png",
+                                                             "learning_signal.png"}
     best = json.loads((run / "best" / "best.json").read_text())
     assert best["step"] == 0 and best["accuracy"] == 0.0  # a random model: the first eval stays the best
     assert (run / "best" / "adapter_model.safetensors").is_file()

@@ -5,6 +5,7 @@ from utils.config._sampling import sampling_settings, trl_default
 from utils.config._sections import (
     CurriculumSection,
     DataSection,
+    DynamicSamplingSection,
     EvalSection,
     FiltersSection,
     LoraSection,
@@ -23,6 +24,7 @@ from utils.config._validation import (
 __all__ = [
     "CurriculumSection",
     "DataSection",
+    "DynamicSamplingSection",
     "EvalSection",
     "FiltersSection",
     "LoraSection",

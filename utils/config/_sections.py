@@ -1,7 +1,7 @@
 """Recipe sections: typed dataclasses with the defaults a recipe gets when it leaves a key out.
 
-A recipe has sections (model, lora, data, prompt, rewards, training, eval, output). Our own sections are
-dataclasses here; `training:` holds TRL GRPOConfig field names and is checked against the installed TRL
+A recipe has sections (model, lora, data, prompt, rewards, training, dynamic_sampling, eval, output). Our own
+sections are dataclasses here; `training:` holds TRL GRPOConfig field names and is checked against the installed TRL
 (utils.config._validation). Field comments are for maintainers: the recipes carry the user-facing ones.
 """
 
@@ -137,6 +137,14 @@ class OutputSection:
     plots: bool = True
 
 
+@dataclass
+class DynamicSamplingSection:
+    # DAPO's dynamic sampling (utils/training/_dynamic_sampling): groups whose rewards all agree are dropped and
+    # the batch is filled from further prompts before the update. Ours, not TRL's: it has no such option.
+    enabled: bool = False
+    max_extra_batches: int = 3  # extra generation batches per step at most; then train on what was kept
+
+
 SECTIONS: dict[str, type] = {
     "model": ModelSection,
     "lora": LoraSection,
@@ -144,6 +152,7 @@ SECTIONS: dict[str, type] = {
     "prompt": PromptSection,
     "eval": EvalSection,
     "output": OutputSection,
+    "dynamic_sampling": DynamicSamplingSection,
 }
 TOP_LEVEL_KEYS = ("extends", *SECTIONS, "rewards", "rewards_on_error", "training")
 DEFAULT_REWARDS: dict[str, float] = {"accuracy": 1.0, "format": 0.25}
@@ -164,6 +173,7 @@ class Recipe:
     rewards: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_REWARDS))
     rewards_on_error: str = "stop"  # a reward that raises or returns NaN/inf: stop the run, or skip (score None)
     training: dict[str, Any] = field(default_factory=dict)
+    dynamic_sampling: DynamicSamplingSection = field(default_factory=DynamicSamplingSection)
     eval: EvalSection = field(default_factory=EvalSection)
     output: OutputSection = field(default_factory=OutputSection)
     source: Path | None = None

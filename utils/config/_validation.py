@@ -320,6 +320,9 @@ def _check_consistency(recipe: Recipe, where: str) -> None:
         raise UserError(f"{where}: model.vllm_standby: only used with model.fast_inference: true (it frees Unsloth's "
                         "vLLM engine between generations); set model.fast_inference: true or remove it")
     _check_synthetic(recipe.data, where)
+    if recipe.dynamic_sampling.max_extra_batches < 1:
+        raise UserError(f"{where}: dynamic_sampling.max_extra_batches: must be >= 1 (extra generation batches a "
+                        f"step may draw), got {recipe.dynamic_sampling.max_extra_batches}")
     columns = recipe.data.columns
     if recipe.data.format == "generic" and ("problem" not in columns or not {"answer", "solution"} & set(columns)):
         raise UserError(

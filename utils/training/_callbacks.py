@@ -36,6 +36,7 @@ from utils.runs import (
     saved_best_accuracy,
     write_best_record,
 )
+from utils.training._diagnostics import EXTRACTION, SignalWatch
 from utils.training._distributed import largest_across_ranks, wait_for_all
 from utils.training._faults import SaveFailed, is_write_failure
 from utils.training._plots import plot_metrics
@@ -49,11 +50,14 @@ def problem_text(prompt: Any) -> str:
 
 
 class RewardRecorder:
-    """Keeps the latest batch each reward function scored, for completions.jsonl (any TRL version)."""
+    """Keeps the latest batch each reward function scored, for completions.jsonl (any TRL version), and counts
+    the completions whose final answer extract_answer reads (the extraction rate, a sign of format collapse)."""
 
     def __init__(self) -> None:
         self.batch: dict[str, Any] = {}
         self.rewards: dict[str, list] = {}
+        self.extracted = 0
+        self.scored = 0
 
     def wrap(self, funcs: list[Callable]) -> list[Callable]:
         return [self._wrap(f) for f in funcs]
@@ -65,10 +69,21 @@ class RewardRecorder:
             if self.batch.get("completions") is not completions:  # first reward of a new batch
                 self.batch = {"prompts": prompts, "completions": completions, "answer": kwargs.get("answer")}
                 self.rewards = {}
+                self._count_answers(completions)
             self.rewards[func.__name__] = list(values)
             return values
 
         return recorded
+
+    def _count_answers(self, completions: list) -> None:
+        self.extracted += sum(extract_answer(completion_text(c)) is not None for c in completions)
+        self.scored += len(completions)
+
+    def take_extraction_rate(self) -> float | None:
+        """Share of the completions scored since the last call with a final answer to read (None: none scored)."""
+        rate = self.extracted / self.scored if self.scored else None
+        self.extracted = self.scored = 0
+        return rate
 
     def sample(self, k: int) -> list[dict]:
         """Up to k records of the latest batch: prompt, completion, gold, extracted answer, each reward."""
@@ -126,8 +141,10 @@ class RunMonitor(TrainerCallback):
     """metrics.jsonl every log, completions.jsonl every K steps, plots, a progress bar, checkpoint markers."""
 
     def __init__(self, run_dir: Path, recorder: RewardRecorder, completions_every: int, completions_sample: int,
-                 plots: bool, plot_interval_s: float = 60.0, progress: bool = True, writes: bool = True) -> None:
+                 plots: bool, plot_interval_s: float = 60.0, progress: bool = True, writes: bool = True,
+                 watch: SignalWatch | None = None) -> None:
         self.run_dir = run_dir
+        self.watch = watch or SignalWatch()  # learning-signal warnings, each once per episode
         self.writes = writes  # False on ranks other than the main one: the run folder is the main process's
         self.metrics = JsonlWriter(run_dir / METRICS)
         self.completions = JsonlWriter(run_dir / COMPLETIONS)
@@ -148,6 +165,12 @@ class RunMonitor(TrainerCallback):
         self.last_tokens = 0.0
         self.accuracy: float | None = None
         self.reward: float | None = None
+
+    def say(self, line: str) -> None:
+        """A line on stderr that leaves the progress bar intact (tqdm.write clears it, prints, redraws it)."""
+        from tqdm.auto import tqdm
+
+        tqdm.write(line, file=sys.stderr)
 
     def refresh_plots(self) -> None:
         if self.plots and self.writes:
@@ -198,11 +221,16 @@ class RunMonitor(TrainerCallback):
             record["tokens_per_s"] = (tokens - self.last_tokens) / (now - self.last_log_time)
             self.last_tokens = tokens
         self.last_log_time = now
+        rate = self.recorder.take_extraction_rate()
+        if rate is not None:
+            record[EXTRACTION] = rate
         record["step_time_s"] = round(self.step_seconds, 4)
         record["peak_memory_mib"] = round(peak_memory_mib(), 1)
         self.reward = logs.get("reward", self.reward)
         self._show()  # the step's reward is known only now, after on_step_end
         self.metrics.write(record)
+        for warning in self.watch.observe(record):
+            self.say(warning)
         if now - self.last_plot >= self.plot_interval_s:
             self.refresh_plots()
             self.last_plot = time.perf_counter()

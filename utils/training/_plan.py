@@ -70,6 +70,9 @@ def format_plan(setup: RunSetup) -> str:
         if recipe.eval.every_steps
         else "Eval       off during training",
     ]
+    if recipe.dynamic_sampling.enabled:
+        lines.append("Sampling   dynamic: groups whose rewards all agree are dropped and the batch refilled, up to "
+                     f"{recipe.dynamic_sampling.max_extra_batches} extra generation batches a step")
     lines += [("Adjusted   " if i == 0 else "           ") + line for i, line in enumerate(setup.adjustments)]
     lines.append("GRPOConfig (values that differ from TRL's defaults on this machine)")
     diff = differences_from_trl(config, hw)

@@ -1,4 +1,5 @@
-"""Training curves from metrics.jsonl as PNGs: reward (total and per reward), accuracy, completion length."""
+"""Training curves from metrics.jsonl as PNGs: reward (total and per reward), accuracy, completion length, and the
+learning signal (zero-advantage groups, within-group reward spread, truncation, answer extraction)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 from pathlib import Path
 
 from utils.files import staged
+from utils.training._diagnostics import CLIPPED, EXTRACTION, GROUP_STD, KEPT, MEAN_LENGTH, ZERO_STD
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -26,7 +28,8 @@ def _series(records: list[dict], key: str) -> tuple[list[int], list[float]]:
 
 
 def plot_metrics(metrics_path: Path, out_dir: Path) -> list[Path]:
-    """Write reward.png, accuracy.png and completion_length.png (those with data); returns the files written."""
+    """Write reward.png, accuracy.png, completion_length.png and learning_signal.png (those with data); returns
+    the files written."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display on training machines
@@ -41,7 +44,9 @@ def plot_metrics(metrics_path: Path, out_dir: Path) -> list[Path]:
     charts = {
         "reward.png": ("Reward (mean per step)", ["reward", *reward_keys]),
         "accuracy.png": ("Accuracy (greedy pass@1)", accuracy_keys),
-        "completion_length.png": ("Completion length (tokens)", ["completions/mean_length"]),
+        "completion_length.png": ("Completion length (tokens)", [MEAN_LENGTH]),
+        # shares of each step's groups or completions, on one 0-1 scale (the reward spread too, for 0-1 rewards)
+        "learning_signal.png": ("Learning signal (per step)", [ZERO_STD, GROUP_STD, CLIPPED, EXTRACTION, KEPT]),
     }
     written = []
     for name, (title, keys) in charts.items():

@@ -35,9 +35,11 @@ def check_writable(run_dir: Path) -> None:
 # Recipe keys a resumed run may change: they decide how a run is watched, saved or how long it goes on, not
 # what it learns from. Any other change (model, LoRA, data, prompt, rewards, optimisation) is another run.
 # rewards_on_error says what a failing reward does, so a run stopped by one can go on with `skip`.
+# dynamic_sampling picks which of the same problems' groups a step trains on: turning it on for a run that
+# learns nothing is what the zero-advantage warning advises (and runs saved before the section existed lack it).
 HARMLESS_CHANGES = ("eval.", "output.", "data.cache", "model.cpu_bf16_generation", "training.logging_steps",
                     "training.save_steps", "training.save_total_limit", "training.max_steps", "training.report_to",
-                    "rewards_on_error")
+                    "rewards_on_error", "dynamic_sampling.")
 
 
 def prepare_run_dir(recipe: Recipe, resume: bool, force: bool, log: Callable[[str], None] = print) -> Path | None:

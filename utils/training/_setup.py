@@ -34,6 +34,7 @@ from utils.training._distributed import (
     shards_the_model,
     world_size,
 )
+from utils.training._dynamic_sampling import check_dynamic_sampling
 from utils.training._vllm_server import check_vllm_server, server_url, uses_vllm_server
 
 # Bytes of activations kept per token, hidden unit and layer without gradient checkpointing, under CPU bf16
@@ -87,6 +88,7 @@ def set_up_run(recipe: Recipe | RecipeSource, hw: Hardware | None = None) -> Run
                                **speed, **curriculum_defaults(recipe))
     adjustments += speed_lines
     adjustments += bound_prompt_length(recipe, config.max_completion_length)
+    check_dynamic_sampling(recipe.dynamic_sampling.enabled, processes, config)
     check_vllm_server(config, hw.cuda)  # server mode: the server answers now, or one line before anything loads
     from utils.rewards import build_reward_functions
 

@@ -157,6 +157,7 @@ def _build_trainer(setup: RunSetup, resume_from: Path | None, progress: bool, st
     from utils.evaluation import watched_sets
     from utils.models import load_model_and_tokenizer
     from utils.training._callbacks import RecordedBase, RewardRecorder, RunMonitor
+    from utils.training._diagnostics import SignalWatch
 
     if not progress:  # transformers' "Loading weights" bar too: stderr is left to warnings and errors
         from transformers.utils import logging as transformers_logging
@@ -182,7 +183,8 @@ def _build_trainer(setup: RunSetup, resume_from: Path | None, progress: bool, st
 
     recorder = RewardRecorder()
     monitor = RunMonitor(run_dir, recorder, recipe.output.completions_every, recipe.output.completions_sample,
-                         plots=recipe.output.plots, progress=progress and main, writes=main)
+                         plots=recipe.output.plots, progress=progress and main, writes=main,
+                         watch=SignalWatch(dynamic_sampling=recipe.dynamic_sampling.enabled))
     evaluator = _evaluator(recipe, watched, loaded.tokenizer, monitor)
     # Unsloth's 4-bit load swaps in its pre-quantized repo: saved adapters name the user's base again
     recorded_base = RecordedBase(loaded.base_name, main) if setup.backend.name == "unsloth" else None
@@ -215,7 +217,19 @@ def _build_trainer(setup: RunSetup, resume_from: Path | None, progress: bool, st
         from utils.training._cpu_generation import use_generation_copy
 
         use_generation_copy(trainer)
+    _watch_learning_signal(trainer, recipe)
     return PreparedRun(trainer, run_dir, resume_from, stop, evaluator, len(data.train), str(data.report), monitor)
+
+
+def _watch_learning_signal(trainer: Any, recipe: Recipe) -> None:
+    """The within-group reward spread every step and, when the recipe asks, dynamic sampling built on it."""
+    from utils.training._group_rewards import watch_group_rewards
+
+    groups = watch_group_rewards(trainer)
+    if recipe.dynamic_sampling.enabled:
+        from utils.training._dynamic_sampling import use_dynamic_sampling
+
+        use_dynamic_sampling(trainer, groups, recipe.dynamic_sampling.max_extra_batches)
 
 
 def _evaluator(recipe: Recipe, watched: list[Any], tokenizer: Any, monitor: Any) -> Any:
