@@ -4,8 +4,9 @@
 
 MODEL: a hub id, a local model folder, a LoRA adapter folder (loaded on its base), or a run folder (its
 best/, else its last complete checkpoint). Benchmarks: gsm8k, math500, aime24, amc23, openr1-val (the
-validation split of the run's recipe), or a .jsonl/.json/.parquet file or folder. Rerun the same command
-after an interruption to continue; --force starts over.
+validation split of the run's recipe), or a .jsonl/.json/.parquet file or folder. Ctrl-C or SIGTERM keeps
+the samples so far (exit 130 / 143) and prints the command that continues; --force starts over. One
+evaluation at a time writes to an output folder.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import _bootstrap  # noqa: F401  (puts the repo root on sys.path)
 
-from utils.cli import run_main
+from utils.cli import on_stop, rerun_command, run_main
 from utils.formats import DEFAULT_FORMAT, FORMAT_NAMES
 
 
@@ -46,6 +47,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    given = sys.argv[1:] if argv is None else argv
+    on_stop(rerun_command(*given))
     from utils.benchmarks import find_data_dir
     from utils.config import load_recipe
     from utils.evaluation import (
@@ -53,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         benchmark_table,
         check_request,
         evaluate_model,
+        kept_samples,
         load_benchmarks,
         resolve_model,
     )
@@ -70,11 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     benchmarks = load_benchmarks(spec, request)  # every data problem surfaces here, before a model loads
     out = Path(args.out) if args.out else spec.default_out
     print(f"evaluating {spec.label} on {', '.join(b.name for b in benchmarks)} -> {out}", flush=True)
-    try:
-        summary = evaluate_model(spec, request, out, benchmarks=benchmarks)
-    except KeyboardInterrupt:
-        print(f"\nsamples so far are kept in {out}: run the same command again to continue", file=sys.stderr)
-        raise
+    # a rerun without --force continues from the samples kept (with it, it would discard them)
+    on_stop(rerun_command(*[a for a in given if a != "--force"]),
+            lambda: f"with the samples so far kept in {out}" if kept_samples(out) else None)
+    summary = evaluate_model(spec, request, out, benchmarks=benchmarks)
     print("\n".join(benchmark_table(summary["benchmarks"])))
     print(f"report: {out / 'report.md'}")
     return 0

@@ -25,7 +25,7 @@ from utils.evaluation._metrics import (
 )
 from utils.evaluation._models import EvalModel, eval_tokenizer, load_eval_model, resolve_model
 from utils.evaluation._report import benchmark_table, write_report
-from utils.evaluation._runner import BenchmarkRun, read_samples
+from utils.evaluation._runner import BenchmarkRun, kept_samples, read_samples
 from utils.evaluation._vllm import VllmGenerator
 from utils.evaluation._watch import WatchedSet, watched_sets
 
@@ -53,6 +53,7 @@ __all__ = [
     "find_evaluation",
     "flips",
     "generate_all",
+    "kept_samples",
     "length_order",
     "load_benchmark",
     "load_benchmarks",
