@@ -96,7 +96,7 @@ def test_merge_lora_with_an_unwritable_out_is_one_line(unwritable, tiny_model_di
 def test_import_gguf_with_an_unwritable_out_is_one_line(unwritable, tiny_model_dir, tmp_path, run_script):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from utils.export import write_gguf
+    from utils.export._gguf_out import write_gguf  # not public: a test builds its input with it
 
     gguf = write_gguf(AutoModelForCausalLM.from_pretrained(tiny_model_dir), AutoTokenizer.from_pretrained(tiny_model_dir),
                       tiny_model_dir, tmp_path / "tiny.gguf", "f16")
