@@ -1,10 +1,12 @@
-"""A newcomer's faults, re-run: bad input and interrupted runs through `scripts/grpo_train.py` (tiny model).
+"""A newcomer's faults, re-run: bad input and interrupted runs through `scripts/grpo_train.py` (tiny model),
+then the other scripts' output folders and stops (bench/probe_scripts.py).
 
-    .venv/bin/python bench/probe_runs.py        (make probe; about 5 minutes on 2 cores)
+    .venv/bin/python bench/probe_runs.py [--only TEXT]   (make probe; about 8 minutes on 2 cores)
 
-Every probe must end in exit 0 or 2, with exactly one `error:` line on stderr for 2 and no traceback, and
-leave a run folder that the plain command (or `--resume`, where a checkpoint exists) then runs from.
-Prints one row per probe and exits 1 if any probe fails.
+Every probe must end in exit 0 or 2, with exactly one `error:` line on stderr for 2 and no traceback, or in
+130 / 143 for a stop; and leave a run folder that the plain command (or `--resume`, where a checkpoint
+exists) then runs from. Prints one row per probe and exits 1 if any probe fails. `--only TEXT` runs the
+probes whose name holds TEXT.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ class Probe:
     flags: list[str] = field(default_factory=list)
     prepare: Callable[[Path], None] | None = None  # runs first, given the output dir
     signal_after_s: float | None = None  # SIGTERM this long after start (a stop while loading)
-    expect: int = 0
+    expect: int = 0  # 143: stopped by SIGTERM
 
 
 def command(out: Path, model: Path, probe: Probe, *extra: str) -> list[str]:
@@ -79,7 +81,7 @@ def probes(model: Path, tmp: Path) -> list[Probe]:
               sets=["data.dataset=data/openr1_sample.jsonl", "prompt.format=xml"], expect=2),
         Probe("damaged complete checkpoint, --resume", flags=["--resume", "--set", "training.max_steps=3"],
               prepare=damaged_last_checkpoint(model)),
-        Probe("SIGTERM while loading", signal_after_s=4.0),
+        Probe("SIGTERM while loading", signal_after_s=4.0, expect=143),
         Probe("negative learning rate", sets=["training.learning_rate=-1e-5"], expect=2),
         Probe("zero learning rate", sets=["training.learning_rate=0"], expect=2),
         Probe("output.dir is a file", sets=[f"output.dir={tmp / 'a-file'}"],
@@ -96,7 +98,7 @@ def probes(model: Path, tmp: Path) -> list[Probe]:
 
 
 def check(result: subprocess.CompletedProcess, expect: int) -> str | None:
-    if result.returncode not in (0, 2):
+    if result.returncode not in (0, 2, 130, 143):
         return f"exit {result.returncode}"
     if "Traceback" in result.stderr:
         return "traceback"
@@ -121,15 +123,17 @@ def usable(out: Path, model: Path, probe: Probe) -> str | None:
     return None if again.returncode == 0 else f"rerun exit {again.returncode}: {again.stderr.strip()[-200:]}"
 
 
-def main() -> int:
+def main(only: str = "") -> int:
     sys.path.insert(0, str(ROOT))
+    from probe_scripts import script_probes
+
     from utils.models import build_tiny_qwen2
 
     failures = 0
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         model = build_tiny_qwen2(tmp / "tiny")
-        for i, probe in enumerate(probes(model, tmp)):
+        for i, probe in enumerate(p for p in probes(model, tmp) if only in p.name):
             out = tmp / f"probe{i}"
             out.mkdir()
             if probe.prepare:
@@ -142,10 +146,11 @@ def main() -> int:
                 (result.stdout.strip().splitlines() or [""])[-1][:90]
             print(f"{'ok  ' if problem is None else 'FAIL'} {probe.name:<40} exit {result.returncode} "
                   f"({time.perf_counter() - started:4.1f} s)  {problem or said}", flush=True)
-    print(f"{failures} of {len(probes(Path('.'), Path('.')))} probes failed" if failures else "all probes passed")
+        failures += script_probes(model, tmp, only, check)
+    print(f"{failures} probes failed" if failures else "all probes passed")
     return 1 if failures else 0
 
 
 if __name__ == "__main__":
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    sys.exit(main())
+    sys.exit(main(sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else ""))

@@ -76,13 +76,13 @@ def plant_evaluation(folder: Path, model: str) -> Path:
 def test_evaluate_with_an_unwritable_out_is_one_line(unwritable, tiny_model_dir, bench_file, run_script):
     line = one_line_error(run_script("evaluate", tiny_model_dir, "--bench", bench_file, "--limit", "1",
                                      "--max-new-tokens", "2", "--no-progress", "--backend", "hf", "--out", unwritable))
-    assert f"--out {unwritable}" in line and "Loading" not in line
+    assert line.startswith("error: --out: ") and str(unwritable) in line
 
 
 def test_compare_with_an_unwritable_out_is_one_line(unwritable, tmp_path, run_script):
     a, b = plant_evaluation(tmp_path / "a", "a"), plant_evaluation(tmp_path / "b", "b")
     line = one_line_error(run_script("compare", a, b, "--out", unwritable))
-    assert f"--out {unwritable}" in line
+    assert line.startswith("error: --out: ") and str(unwritable) in line
 
 
 def test_merge_lora_with_an_unwritable_out_is_one_line(unwritable, tiny_model_dir, tmp_path, run_script):
@@ -90,7 +90,7 @@ def test_merge_lora_with_an_unwritable_out_is_one_line(unwritable, tiny_model_di
 
     adapter = save_adapter(tiny_model_dir, tmp_path / "adapter")
     line = one_line_error(run_script("merge_lora", adapter, "--no-verify", "--out", unwritable))
-    assert f"--out {unwritable}" in line
+    assert line.startswith("error: --out: ") and str(unwritable) in line
 
 
 def test_import_gguf_with_an_unwritable_out_is_one_line(unwritable, tiny_model_dir, tmp_path, run_script):
@@ -101,13 +101,13 @@ def test_import_gguf_with_an_unwritable_out_is_one_line(unwritable, tiny_model_d
     gguf = write_gguf(AutoModelForCausalLM.from_pretrained(tiny_model_dir), AutoTokenizer.from_pretrained(tiny_model_dir),
                       tiny_model_dir, tmp_path / "tiny.gguf", "f16")
     line = one_line_error(run_script("import_gguf", gguf, "--no-verify", "--out", unwritable))
-    assert f"--out {unwritable}" in line
+    assert line.startswith("error: --out: ") and str(unwritable) in line
 
 
 def test_not_enough_space_is_refused_naming_the_key(tmp_path):
     from utils.files import check_free_space
 
-    with pytest.raises(UserError, match=rf"--out {tmp_path / 'out'}: not enough disk space"):
+    with pytest.raises(UserError, match=rf"--out: not enough disk space for {tmp_path / 'out'} "):
         check_free_space(tmp_path / "out", 10**18, "--out", "the export")
 
 

@@ -119,12 +119,12 @@ def check_writable(folder: str | Path, key: str = "--out") -> None:
     folder = Path(folder)
     existing = next((p for p in (folder, *folder.parents) if p.exists()), Path("."))
     if not existing.is_dir():
-        raise UserError(f"{key} {folder}: {existing} is a file, not a folder; choose another place")
+        raise UserError(f"{key}: {existing} is a file, not a folder, so {folder} cannot go there; choose another place")
     try:
         with tempfile.NamedTemporaryFile(dir=existing, prefix=".write-test-"):
             pass
     except OSError as err:
-        raise UserError(f"{key} {folder}: cannot write there ({err.strerror or err}); choose another place") from None
+        raise UserError(f"{key}: cannot write {folder} ({err.strerror or err}); choose another place") from None
 
 
 def check_free_space(folder: str | Path, needed_bytes: int, key: str = "--out", what: str = "the export") -> None:
@@ -133,7 +133,7 @@ def check_free_space(folder: str | Path, needed_bytes: int, key: str = "--out", 
     probe = next((p for p in (folder, *folder.parents) if p.exists()), Path("."))
     free = shutil.disk_usage(probe).free
     if free < needed_bytes * 1.05:
-        raise UserError(f"{key} {folder}: not enough disk space ({_gib(free)} free, {what} needs about "
+        raise UserError(f"{key}: not enough disk space for {folder} ({_gib(free)} free, {what} needs about "
                         f"{_gib(needed_bytes)})")
 
 
