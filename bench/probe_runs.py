@@ -142,7 +142,7 @@ def main(only: str = "") -> int:
             result = run(command(out, model, probe), probe.signal_after_s)
             problem = check(result, probe.expect) or usable(out, model, probe)
             failures += problem is not None
-            said = (result.stderr.strip().splitlines() or [""])[-1][:90] if result.returncode else \
+            said = (result.stderr.strip().splitlines() or [""])[-1][:90] if result.returncode == 2 else \
                 (result.stdout.strip().splitlines() or [""])[-1][:90]
             print(f"{'ok  ' if problem is None else 'FAIL'} {probe.name:<40} exit {result.returncode} "
                   f"({time.perf_counter() - started:4.1f} s)  {problem or said}", flush=True)
