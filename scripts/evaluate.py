@@ -7,7 +7,8 @@ best/, else its last complete checkpoint). Benchmarks: gsm8k, math500, aime24, a
 validation split of the run's recipe), or a .jsonl/.json/.parquet file or folder. Which column is the
 problem and which the answer is told from the names and what the columns hold, printed as
 `NAME: columns: problem <- question, answer <- answer`; --columns problem=COL,answer=COL says it instead.
-Rerun the same command after an interruption to continue; --force starts over.
+Ctrl-C or SIGTERM keeps the samples so far (exit 130 / 143) and prints the command that continues; --force
+starts over. One evaluation at a time writes to an output folder.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import _bootstrap  # noqa: F401  (puts the repo root on sys.path)
 
-from utils.cli import run_main
+from utils.cli import on_stop, rerun_command, run_main
 from utils.formats import DEFAULT_FORMAT, FORMAT_NAMES
 
 
@@ -52,6 +53,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    given = sys.argv[1:] if argv is None else argv
+    on_stop(rerun_command(*given))
     from utils.benchmarks import find_data_dir
     from utils.config import load_recipe
     from utils.data import parse_columns
@@ -60,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         benchmark_table,
         check_request,
         evaluate_model,
+        kept_samples,
         load_benchmarks,
         resolve_model,
     )
@@ -79,11 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{bench.name}: columns: {bench.roles}", flush=True)
     out = Path(args.out) if args.out else spec.default_out
     print(f"evaluating {spec.label} on {', '.join(b.name for b in benchmarks)} -> {out}", flush=True)
-    try:
-        summary = evaluate_model(spec, request, out, benchmarks=benchmarks)
-    except KeyboardInterrupt:
-        print(f"\nsamples so far are kept in {out}: run the same command again to continue", file=sys.stderr)
-        raise
+    # a rerun without --force continues from the samples kept (with it, it would discard them)
+    on_stop(rerun_command(*[a for a in given if a != "--force"]),
+            lambda: f"with the samples so far kept in {out}" if kept_samples(out) else None)
+    summary = evaluate_model(spec, request, out, benchmarks=benchmarks)
     print("\n".join(benchmark_table(summary["benchmarks"])))
     print(f"report: {out / 'report.md'}")
     return 0

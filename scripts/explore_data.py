@@ -13,13 +13,15 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import sys
 from pathlib import Path
 
 import _bootstrap  # noqa: F401  (puts the repo root on sys.path)
 
-from utils.cli import run_main
+from utils.cli import on_stop, rerun_command, run_main
 from utils.config import Recipe, load_recipe, parse_override, sections_from_dict, set_path
 from utils.errors import UserError, first_line
+from utils.files import check_writable
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -81,9 +83,11 @@ def _report_name(target: str, recipe: Recipe) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    on_stop(rerun_command(*(sys.argv[1:] if argv is None else argv)))  # a report is written at the end
     recipe = _recipe(args)
-    tokenizer = _tokenizer(args, recipe)
     out = Path(args.out) if args.out else Path("checkpoints") / "explore" / _report_name(args.target, recipe)
+    check_writable(out, "--out")
+    tokenizer = _tokenizer(args, recipe)
     from utils.data import explore
 
     exp = explore(recipe.data, recipe.prompt, out, tokenizer=tokenizer, samples=args.samples,

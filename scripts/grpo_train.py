@@ -3,23 +3,20 @@
     python scripts/grpo_train.py recipes/subset10k.yaml [--set key=value ...] [--dry-run] [--resume] [--force]
 
 The run folder is output.dir/run_name (default checkpoints/<recipe name>/). Ctrl-C or SIGTERM finishes
-the current step, saves a checkpoint and exits 0; `--resume` continues from the last complete checkpoint.
+the current step, saves a checkpoint and exits 130 (Ctrl-C) or 143 (SIGTERM), printing the command that
+continues (`--resume`: from the last complete checkpoint). Under `accelerate launch` every rank exits 0.
 A fault mid-run (a full disk, a failing reward) is one line, exit 2, with the command that continues.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import shlex
-import sys
-from pathlib import Path
 
 import _bootstrap  # noqa: F401  (puts the repo root on sys.path)
 
-from utils.cli import run_main
+from utils.cli import on_stop, rerun_command, run_main, stop_message
 from utils.config import read_recipe
-from utils.errors import UserError
+from utils.errors import StopRequested, UserError
 from utils.runs import BEST
 from utils.training import (
     RunFailed,
@@ -29,6 +26,7 @@ from utils.training import (
     is_main_process,
     run_training,
     set_up_run,
+    world_size,
 )
 
 
@@ -39,22 +37,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="override a recipe value, e.g. --set training.learning_rate=1e-5 (repeatable)")
     parser.add_argument("--dry-run", action="store_true", help="validate the recipe and print the plan; train nothing")
     parser.add_argument("--resume", action="store_true", help="continue the run from its last complete checkpoint")
-    parser.add_argument("--force", action="store_true", help="replace an existing run folder and start over")
+    parser.add_argument("--force", action="store_true",
+                        help="alone: replace an existing run folder and start over; with --resume: resume even "
+                        "though the recipe changed what the run learns")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs and CI)")
     return parser.parse_args(argv)
 
 
-def rerun_command(args: argparse.Namespace, *extra: str) -> str:
+def again(args: argparse.Namespace, *extra: str) -> str:
     """This command as it can be pasted back: the same interpreter (the venv's), recipe and every --set."""
-    python = Path(sys.executable)
-    with contextlib.suppress(ValueError):
-        python = python.relative_to(Path.cwd())
-    sets = [part for override in args.overrides for part in ("--set", override)]
-    return shlex.join([str(python), sys.argv[0] or "scripts/grpo_train.py", args.recipe, *sets, *extra])
+    return rerun_command(args.recipe, *[part for override in args.overrides for part in ("--set", override)], *extra)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    on_stop(again(args))  # a stop before the run starts keeps nothing
     setup = set_up_run(read_recipe(args.recipe, args.overrides))
     main_process = is_main_process()  # under `accelerate launch`, one process speaks for the run
     if main_process:
@@ -69,20 +66,21 @@ def main(argv: list[str] | None = None) -> int:
     end_process_group()  # every rank is done: closed now, not by the interpreter's exit
     if main_process:
         report(outcome, args)
+    if outcome.stopped_by and world_size() == 1:  # a launcher would turn a rank's 143 into its own traceback
+        raise StopRequested(outcome.stopped_by)  # run_main says what was kept and exits 130 / 143
     return 0
 
 
 def report(outcome: TrainOutcome, args: argparse.Namespace) -> None:
     if outcome.stopped_by and outcome.last_checkpoint:
-        print(f"stopped by {outcome.stopped_by} at step {outcome.global_step}; checkpoint: {outcome.last_checkpoint}")
-        print(f"continue with: {rerun_command(args, '--resume')}")
-    elif outcome.stopped_by:
-        print(f"stopped by {outcome.stopped_by} before the first checkpoint; start again with: {rerun_command(args)}")
-    else:
+        on_stop(again(args, "--resume"), f"at step {outcome.global_step}; checkpoint: {outcome.last_checkpoint}")
+    elif not outcome.stopped_by:
         print(f"done: {outcome.global_step} steps; last checkpoint: {outcome.last_checkpoint}")
     if outcome.best_accuracy is not None:
         print(f"best validation accuracy {outcome.best_accuracy:.1%}: {outcome.run_dir / BEST}")
     print(f"run folder: {outcome.run_dir}")
+    if outcome.stopped_by and world_size() > 1:
+        print(stop_message(outcome.stopped_by))
 
 if __name__ == "__main__":
     run_main(main)

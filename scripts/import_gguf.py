@@ -9,12 +9,12 @@ Quantized GGUF weights are dequantized to fp32: the checkpoint trains like any o
 from __future__ import annotations
 
 import argparse
-import signal
+import sys
 from pathlib import Path
 
 import _bootstrap  # noqa: F401  (puts the repo root on sys.path)
 
-from utils.cli import run_main
+from utils.cli import on_stop, rerun_command, run_main
 from utils.export import import_gguf
 
 
@@ -29,7 +29,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # unwind like Ctrl-C: no half-written --out
+    # a stop unwinds (run_main's SIGTERM handler raises), so the half-built export is removed: nothing kept
+    on_stop(rerun_command(*(sys.argv[1:] if argv is None else argv)))
     result = import_gguf(args.gguf, args.out, force=args.force, verify=not args.no_verify)
     print(result.check.describe() if result.check else "not verified (--no-verify)")
     print(f"checkpoint: {result.out}")

@@ -13,12 +13,12 @@ The base is loaded unquantized even when training was 4-bit. The export is built
 from __future__ import annotations
 
 import argparse
-import signal
+import sys
 from pathlib import Path
 
 import _bootstrap  # noqa: F401  (puts the repo root on sys.path)
 
-from utils.cli import run_main
+from utils.cli import on_stop, rerun_command, run_main
 from utils.export import DTYPES, GGUF_TYPES, ExportOptions, export
 
 
@@ -40,8 +40,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    # SIGTERM unwinds like Ctrl-C, so the half-built export is removed
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # a stop unwinds (run_main's SIGTERM handler raises), so the half-built export is removed: nothing kept
+    on_stop(rerun_command(*(sys.argv[1:] if argv is None else argv)))
     options = ExportOptions(
         source=args.source, out=args.out, checkpoint=args.checkpoint, base=args.base, dtype=args.dtype,
         adapter_only=args.adapter_only, gguf=args.gguf, verify=not args.no_verify, force=args.force,

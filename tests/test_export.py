@@ -21,7 +21,8 @@ from grpo_helpers import length_reward
 
 from utils.config import load_recipe
 from utils.errors import UserError
-from utils.export import TOLERANCES, ExportOptions, check_free_space, export, find_source, staged_folder
+from utils.export import TOLERANCES, ExportOptions, export, find_source, staged_folder
+from utils.files import check_free_space
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "recipes" / "smoke_cpu.yaml"

@@ -13,11 +13,14 @@ import json
 import os
 import re
 import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["is_temp", "read_jsonl", "remove_orphans", "staged", "write_atomic"]
+from utils.errors import UserError
+
+__all__ = ["check_free_space", "check_writable", "is_temp", "read_jsonl", "remove_orphans", "staged", "write_atomic"]
 
 _TEMP = re.compile(r"^\.(?P<name>.+)\.(?:partial|old)-(?P<pid>\d+)$")
 
@@ -127,3 +130,31 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # someone else's live process
         return True
     return True
+
+
+def check_writable(folder: str | Path, key: str = "--out") -> None:
+    """`folder` can be created and written, checked before any heavy work: a path under a file, a read-only
+    filesystem or a folder without permission is one line naming `key` (the option or recipe key that set it)."""
+    folder = Path(folder)
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), Path("."))
+    if not existing.is_dir():
+        raise UserError(f"{key}: {existing} is a file, not a folder, so {folder} cannot go there; choose another place")
+    try:
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".write-test-"):
+            pass
+    except OSError as err:
+        raise UserError(f"{key}: cannot write {folder} ({err.strerror or err}); choose another place") from None
+
+
+def check_free_space(folder: str | Path, needed_bytes: int, key: str = "--out", what: str = "the export") -> None:
+    """Stop before writing when the disk holding `folder` cannot take `needed_bytes` (plus 5% for metadata)."""
+    folder = Path(folder)
+    probe = next((p for p in (folder, *folder.parents) if p.exists()), Path("."))
+    free = shutil.disk_usage(probe).free
+    if free < needed_bytes * 1.05:
+        raise UserError(f"{key}: not enough disk space for {folder} ({_gib(free)} free, {what} needs about "
+                        f"{_gib(needed_bytes)})")
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.2f} GiB"

@@ -30,7 +30,7 @@ from utils.evaluation._metrics import (
 )
 from utils.evaluation._models import EvalModel, eval_tokenizer, load_eval_model, resolve_model
 from utils.evaluation._report import benchmark_table, write_report
-from utils.evaluation._runner import BenchmarkRun, read_samples
+from utils.evaluation._runner import BenchmarkRun, kept_samples, read_samples
 from utils.evaluation._vllm import VllmGenerator
 from utils.evaluation._watch import WatchedSet, watched_sets
 
@@ -56,6 +56,7 @@ __all__ = [
     "evaluate_model",
     "flips",
     "intersection_notes",
+    "kept_samples",
     "precision_notes",
     "load_benchmark",
     "load_benchmarks",

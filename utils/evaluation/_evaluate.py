@@ -16,10 +16,11 @@ from utils.evaluation._benchmarks import LoadedBenchmark, load_benchmark
 from utils.evaluation._generation import HfGenerator, Sampling
 from utils.evaluation._models import EvalModel, eval_tokenizer, load_eval_model
 from utils.evaluation._report import write_report
-from utils.evaluation._runner import BenchmarkRun
+from utils.evaluation._runner import BenchmarkRun, discard_samples
 from utils.evaluation._vllm import VllmGenerator
 from utils.formats import DEFAULT_FORMAT, get_format
 from utils.models import Hardware, detect_hardware
+from utils.runs import FolderLock
 
 BACKENDS = ("auto", "hf", "vllm")
 DTYPES = ("auto", "float32", "bfloat16")
@@ -114,11 +115,18 @@ def eval_dtype(choice: str, hw: Hardware | None = None) -> str:
 
 def evaluate_model(spec: EvalModel, request: EvalRequest, out_dir: Path, generator: Any = None,
                    benchmarks: list[LoadedBenchmark] | None = None) -> dict[str, Any]:
-    """Evaluate `spec` on every requested benchmark into `out_dir`; returns the folder's summary."""
+    """Evaluate `spec` on every requested benchmark into `out_dir`; returns the folder's summary.
+
+    One evaluation at a time holds `out_dir` (a second would append the same samples again). --force discards
+    every requested benchmark's samples first, so a stopped run continues without it."""
     check_request(request)
-    benchmarks = benchmarks if benchmarks is not None else load_benchmarks(spec, request)
-    generator = generator or make_generator(spec, request)
-    for bench in benchmarks:
-        BenchmarkRun(generator, bench, out_dir, sampling_for(request, bench.max_new_tokens), request.samples,
-                     spec.label, force=request.force, progress=request.progress).run()
-    return write_report(out_dir, spec.label)
+    with FolderLock(Path(out_dir), "an evaluation", "or choose another --out"):
+        benchmarks = benchmarks if benchmarks is not None else load_benchmarks(spec, request)
+        if request.force:
+            for bench in benchmarks:
+                discard_samples(Path(out_dir) / bench.name)
+        generator = generator or make_generator(spec, request)
+        for bench in benchmarks:
+            BenchmarkRun(generator, bench, out_dir, sampling_for(request, bench.max_new_tokens), request.samples,
+                         spec.label, progress=request.progress).run()
+        return write_report(out_dir, spec.label)

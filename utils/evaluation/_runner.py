@@ -36,11 +36,21 @@ def read_samples(path: Path) -> list[dict]:
     return read_jsonl(path, repair=True)
 
 
+def kept_samples(out_dir: Path) -> int:
+    """Sample lines kept in an evaluation folder, every benchmark together (what a stop leaves)."""
+    return sum(len(read_samples(path)) for path in Path(out_dir).glob(f"*/{SAMPLES}"))
+
+
+def discard_samples(folder: Path) -> None:
+    """A benchmark's settings, samples and summary, gone: it starts over (--force)."""
+    for name in (SETTINGS, SAMPLES, SUMMARY):
+        (folder / name).unlink(missing_ok=True)
+
+
 def _check_settings(folder: Path, settings: dict, force: bool) -> None:
     path = folder / SETTINGS
     if force:
-        for name in (SETTINGS, SAMPLES, SUMMARY):
-            (folder / name).unlink(missing_ok=True)
+        discard_samples(folder)
     elif path.is_file():
         saved = json.loads(path.read_text(encoding="utf-8"))
         changed = sorted(k for k in settings.keys() | saved.keys() if settings.get(k) != saved.get(k))

@@ -4,7 +4,7 @@ The face lists what scripts, benchmarks and tests use; the steps (loading, mergi
 stay private to the package.
 """
 
-from utils.export._atomic import check_free_space, staged_folder
+from utils.export._atomic import staged_folder
 from utils.export._export import ExportOptions, ExportResult, export
 from utils.export._gguf_out import GGUF_TYPES
 from utils.export._import import ImportResult, import_gguf
@@ -20,7 +20,6 @@ __all__ = [
     "ExportResult",
     "ExportSource",
     "ImportResult",
-    "check_free_space",
     "export",
     "find_source",
     "import_gguf",

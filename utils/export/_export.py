@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from utils.errors import UserError, first_line
-from utils.export._atomic import check_free_space, check_out_folder, staged_folder
+from utils.export._atomic import check_out_folder, staged_folder
 from utils.export._card import model_card
 from utils.export._gguf_out import check_gguf_type, write_gguf
 from utils.export._merge import attach_adapter, cast, default_dtype, export_size_bytes, load_base, merged_model
 from utils.export._source import ExportSource, find_source, verification_prompts
 from utils.export._verify import TOLERANCES, Check, Reference, reference_outputs, tokenize_prompts, verify_outputs
+from utils.files import check_free_space
 
 
 @dataclass
@@ -74,7 +75,7 @@ def export(options: ExportOptions, log: Callable[[str], None] = print) -> Export
     reference = reference_outputs(peft_model, tokenizer, prompts) if options.verify else None
     _warn_if_inert(reference, log)
     timer.lap("reference")
-    check_free_space(out.parent, export_size_bytes(peft_model, dtype, options.gguf))
+    check_free_space(out, export_size_bytes(peft_model, dtype, options.gguf))
     with staged_folder(out, options.force) as staging:
         log(f"writing {'adapter' if options.adapter_only else f'merged model ({dtype})'} into {staging}")
         checks, gguf_file = _write(peft_model, tokenizer, source, staging, options, dtype, reference, log)

@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from utils.data import render_prompt
-from utils.export._atomic import check_free_space, check_out_folder, staged_folder
+from utils.export._atomic import check_out_folder, staged_folder
 from utils.export._export import check_folder, refuse_failed
 from utils.export._source import FALLBACK_PROBLEMS
 from utils.export._verify import Check, reference_outputs
+from utils.files import check_free_space
 from utils.formats import DEFAULT_FORMAT, build_messages
 from utils.models import load_gguf, plain_model
 
@@ -30,7 +31,7 @@ def import_gguf(gguf_path: str | Path, out: str | Path, force: bool = False, ver
     gguf_model, tokenizer = load_gguf(gguf_path)
     plain = plain_model(gguf_model)
     reference = reference_outputs(gguf_model, tokenizer, _prompts(tokenizer)) if verify else None
-    check_free_space(out.parent, sum(p.numel() for p in plain.parameters()) * 4)
+    check_free_space(out, sum(p.numel() for p in plain.parameters()) * 4)
     with staged_folder(out, force) as staging:
         log(f"writing a plain fp32 checkpoint into {staging}")
         plain.save_pretrained(staging)

@@ -8,22 +8,28 @@ from pathlib import Path
 from typing import Any
 
 from utils.errors import UserError
+from utils.files import check_writable
 from utils.runs._folder import LOCK
 
 
 class FolderLock:
     """Held for the whole job; a second job in the same folder is refused with `hint` (what to do instead).
+    The folder is checked first (utils.files.check_writable, naming `key`): one that cannot be written is one
+    line, not an OSError.
 
     The kernel drops a flock when its process dies, so a lock left by a killed job is simply taken over.
     """
 
-    def __init__(self, folder: Path, what: str = "another job", hint: str = "or choose another folder") -> None:
+    def __init__(self, folder: Path, what: str = "another job", hint: str = "or choose another folder",
+                 key: str = "--out") -> None:
         self.path = folder / LOCK
         self.what = what
         self.hint = hint
+        self.key = key
         self.handle: Any = None
 
     def __enter__(self) -> FolderLock:
+        check_writable(self.path.parent, self.key)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         handle = self.path.open("a+")
         try:

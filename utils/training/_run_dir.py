@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,22 +14,9 @@ from typing import Any
 import yaml
 
 from utils.config import Recipe
-from utils.errors import UserError, first_line
+from utils.errors import UserError
 from utils.files import is_temp, write_atomic
 from utils.runs import LOCK, RESOLVED_RECIPE, RESUMES, checkpoints, last_complete_checkpoint, step_of
-
-
-def check_writable(run_dir: Path) -> None:
-    """The run folder can be created and written: a read-only or misplaced output.dir fails before loading."""
-    existing = next((p for p in (run_dir, *run_dir.parents) if p.exists()), Path("."))
-    if not existing.is_dir():
-        raise UserError(f"output.dir: {existing} is a file, not a folder: the run folder {run_dir} cannot go there")
-    try:
-        with tempfile.NamedTemporaryFile(dir=existing, prefix=".write-test-"):
-            pass
-    except OSError as err:
-        raise UserError(f"output.dir: cannot write the run folder {run_dir} ({first_line(err)})") from None
-
 
 # Recipe keys a resumed run may change: they decide how a run is watched, saved or how long it goes on, not
 # what it learns from. Any other change (model, LoRA, data, prompt, rewards, optimisation) is another run.

@@ -215,9 +215,9 @@ def check_run_paths(recipe: Recipe) -> str:
     adapted, those it takes from the hub are named (no network). What would fail after minutes of loading
     fails now, with exit code 2. Returns the data source and those sets, described."""
     from utils.data import resolve_source
-    from utils.training._run_dir import check_writable
+    from utils.files import check_writable
 
-    check_writable(recipe.run_dir)
+    check_writable(recipe.run_dir, "output.dir")
     check_model_source(recipe.model.name)
     return "; ".join([resolve_source(recipe.data).describe(), *_check_benchmark_sets(recipe), *_pass_rate_file(recipe)])
 

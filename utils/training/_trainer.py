@@ -90,7 +90,8 @@ def run_training(setup: RunSetup | Recipe, resume: bool = False, force: bool = F
     log = log if is_main_process() else _silent
     with contextlib.ExitStack() as held, GracefulStop() as stop:
         def hold_and_check_folder() -> Path | None:  # the main process's alone: the others wait for its answer
-            held.enter_context(FolderLock(setup.run_dir, "a run", "or set output.run_name for a separate run"))
+            held.enter_context(FolderLock(setup.run_dir, "a run", "or set output.run_name for a separate run",
+                                          "output.dir"))
             return prepare_run_dir(setup.recipe, resume=resume, force=force, log=log)
 
         resume_from = main_decides(hold_and_check_folder)
