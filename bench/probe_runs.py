@@ -210,14 +210,15 @@ def main(only: list[str]) -> int:
             started = time.perf_counter()
             result = run_script_probe(script_probe, folder)
             failures += report(script_probe.name, result, check(result, script_probe.expect), started)
-        failures += guard_probes(model, tmp, lambda name: chosen(name, only), check)
+        guarded = guard_probes(model, tmp, lambda name: chosen(name, only), check, report)
+        ran, failures = ran + guarded[0], failures + guarded[1]
     print(f"{failures} of {ran} probes failed" if failures else f"all {ran} probes passed")
     return 1 if failures else 0
 
 
 def report(name: str, result: subprocess.CompletedProcess, problem: str | None, started: float) -> int:
     """One row: ok or FAIL, the exit code, the time, and the last line the script said (or what is wrong)."""
-    said = (result.stderr.strip().splitlines() or [""])[-1][:90] if result.returncode else \
+    said = (result.stderr.strip().splitlines() or [""])[-1][:90] if result.returncode == 2 else \
         (result.stdout.strip().splitlines() or [""])[-1][:90]
     print(f"{'ok  ' if problem is None else 'FAIL'} {name:<48} exit {result.returncode} "
           f"({time.perf_counter() - started:4.1f} s)  {problem or said}", flush=True)

@@ -54,8 +54,9 @@ def continues(result: subprocess.CompletedProcess, samples: Path) -> str | None:
 
 
 def guard_probes(model: Path, tmp: Path, chosen: Callable[[str], bool],
-                 check: Callable[[subprocess.CompletedProcess, int], str | None]) -> int:
-    """Run the probes `chosen` picks by name; prints one row each, returns how many failed."""
+                 check: Callable[[subprocess.CompletedProcess, int], str | None],
+                 report: Callable[[str, subprocess.CompletedProcess, str | None, float], int]) -> tuple[int, int]:
+    """Run the probes `chosen` picks by name, one `report` row each; returns (probes run, probes failed)."""
     from utils.runs import FolderLock
 
     evaluate = script("evaluate", model, "--bench", SAMPLE, "--max-new-tokens", 2, "--no-progress", "--backend", "hf")
@@ -95,8 +96,9 @@ def guard_probes(model: Path, tmp: Path, chosen: Callable[[str], bool],
         ("import_gguf.py, --out read-only", a_gguf,
          lambda: run(script("import_gguf", tmp / "merged" / "merged-f16.gguf", "--out", READ_ONLY)), 2),
     ]
-    failures = 0
+    ran = failures = 0
     for name, prepare, probe, expect in (c for c in cases if chosen(c[0])):
+        ran += 1
         if prepare:
             prepare()
         started = time.perf_counter()
@@ -104,9 +106,5 @@ def guard_probes(model: Path, tmp: Path, chosen: Callable[[str], bool],
         problem = check(result, expect)
         if problem is None and expect == 143:
             problem = continues(result, samples)
-        failures += problem is not None
-        said = (result.stderr.strip().splitlines() or [""])[-1][:90] if result.returncode == 2 else \
-            (result.stdout.strip().splitlines() or [""])[-1][:90]
-        print(f"{'ok  ' if problem is None else 'FAIL'} {name:<40} exit {result.returncode} "
-              f"({time.perf_counter() - started:4.1f} s)  {problem or said}", flush=True)
-    return failures
+        failures += report(name, result, problem, started)
+    return ran, failures
