@@ -12,8 +12,8 @@ math-verify runs as its README shows: `verify(parse("$gold$"), parse(completion)
 main thread. Ours runs `verify_batch(golds, [extract_answer(c) for c in completions])` from a cold
 verdict cache with freshly forked workers (the one-time verifier start is reported separately).
 
-Beside the speed table, an accuracy table by class on the repo's corpora (tests/data/
-equivalence_cases.tsv: bare answers; tests/data/extraction_cases.tsv: answers read out of prose):
+Beside the speed table, an accuracy table by class on the repo's corpora (tests/fixtures/
+equivalence_cases.tsv: bare answers; tests/fixtures/extraction_cases.tsv: answers read out of prose):
 right verdicts, false "equal" verdicts (a reward paid for a wrong answer) and undecided checks
 (ours: a deadline overrun, which the accuracy reward skips), ours against math-verify 0.9.0.
 """
@@ -35,7 +35,7 @@ from utils import answers  # noqa: E402 - report puts the repo root on sys.path
 from utils.answers import extract_answer, is_equivalent, verify_all, verify_batch
 from utils.benchmarks import BENCHMARKS
 
-DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
+DATA = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
 
 Pair = tuple[str, str, bool]  # gold, completion, ground truth
 
@@ -77,8 +77,8 @@ SYMBOLIC_KINDS = {"expression", "equation", "interval", "set", "tuple", "matrix"
 
 
 def symbolic_set() -> list[Pair]:
-    """The corpus's structured answers (tests/data/equivalence_cases.tsv), boxed at the end of a completion."""
-    path = Path(__file__).resolve().parents[1] / "tests" / "data" / "equivalence_cases.tsv"
+    """The corpus's structured answers (tests/fixtures/equivalence_cases.tsv), boxed at the end of a completion."""
+    path = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "equivalence_cases.tsv"
     out: list[Pair] = []
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.startswith("#"):
@@ -261,8 +261,8 @@ def main() -> int:
     ]
     body = "\n".join(
         [
-            "Accuracy on the corpora, by class (bare: tests/data/equivalence_cases.tsv, a gold and a bare answer; "
-            "prose: tests/data/extraction_cases.tsv, a gold and a completion the answer must be read out of). "
+            "Accuracy on the corpora, by class (bare: tests/fixtures/equivalence_cases.tsv, a gold and a bare answer; "
+            "prose: tests/fixtures/extraction_cases.tsv, a gold and a completion the answer must be read out of). "
             "Expected verdicts are the mathematically right ones; the corpus notes each row where math-verify is wrong. "
             "math-verify runs as its README shows (`verify(parse(\"$gold$\"), parse(completion))`, the bare answer "
             "wrapped in `$`); it has no undecided verdict.",
@@ -280,7 +280,7 @@ def main() -> int:
             *rows,
             "",
             "The structured-answer row (expressions, equations, intervals, sets, tuples, matrices, complex numbers "
-            "from tests/data/equivalence_cases.tsv) is where math-verify does real work for us too; the last column "
+            "from tests/fixtures/equivalence_cases.tsv) is where math-verify does real work for us too; the last column "
             "counts the distinct pairs our fast paths left to it.",
             "",
             "Latency (ms):",

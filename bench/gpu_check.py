@@ -1,6 +1,6 @@
 """`make gpu-check`: what a lent GPU with a few minutes and no model hub can tell us, in one command.
 
-1. the `gpu` tests (tests/test_gpu.py: Unsloth 4-bit + LoRA, grpo_train.py picking Unsloth, bitsandbytes QLoRA on the
+1. the `gpu` tests (tests/training/test_gpu.py: Unsloth 4-bit + LoRA, grpo_train.py picking Unsloth, bitsandbytes QLoRA on the
    hf backend, vLLM where installed);
 2. N GRPO steps through grpo_train.py on a random model of Qwen2.5-0.5B's shapes (scripts/make_tiny_model.py
    --size qwen2.5-0.5b), once with Unsloth 4-bit + LoRA and once with the hf backend (transformers + PEFT,
@@ -64,7 +64,7 @@ def versions() -> str:
 def run_gpu_tests() -> str:
     """The gpu tests' summary line (and the skip reasons pytest prints with -rs)."""
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "pytest", "-m", "gpu", "tests/test_gpu.py", "-q", "-rs", "-p",
+    result = subprocess.run([sys.executable, "-m", "pytest", "-m", "gpu", "tests/training/test_gpu.py", "-q", "-rs", "-p",
                              "no:cacheprovider"], cwd=ROOT, capture_output=True, text=True)
     lines = [line for line in result.stdout.splitlines() if line.startswith("SKIPPED") or " passed" in line
              or " failed" in line or " error" in line]

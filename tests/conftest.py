@@ -13,15 +13,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLE_OPENR1 = ROOT / "data" / "openr1_sample.jsonl"
-OPENR1_COLUMNS = [
-    "problem", "solution", "answer", "problem_type", "question_type", "source", "uuid",
-    "is_reasoning_complete", "generations", "correctness_math_verify", "correctness_llama",
-    "finish_reasons", "correctness_count", "messages",
-]
-
-if str(ROOT) not in sys.path:
+if str(ROOT) not in sys.path:  # the repository: `utils`, and the helpers as `tests.<module>`
     sys.path.insert(0, str(ROOT))
+
+from tests.repo import SAMPLE_OPENR1  # noqa: E402  (after the path above)
 
 
 @pytest.fixture(scope="session")

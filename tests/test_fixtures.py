@@ -1,6 +1,6 @@
 """The test fixtures themselves: the tiny model works, the sample rows match OpenR1's schema."""
 
-from conftest import OPENR1_COLUMNS
+from tests.repo import OPENR1_COLUMNS
 
 
 def test_tiny_model_renders_chatml_and_generates(tiny_model_dir, tiny_tokenizer):

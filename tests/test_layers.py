@@ -8,7 +8,8 @@ import re
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.repo import ROOT
+
 UTILS = ROOT / "utils"
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 import shutil
-from pathlib import Path
 
 import pytest
 
+from tests.repo import ROOT
+
 nbformat = pytest.importorskip("nbformat")  # requirements-dev.txt; the extra environments may lack it
 
-ROOT = Path(__file__).resolve().parents[1]
+
 NOTEBOOK = ROOT / "notebooks" / "colab_quickstart.ipynb"
 
 

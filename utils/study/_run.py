@@ -3,7 +3,7 @@
 Stages train in this process through utils.training.run_training (what grpo_train.py runs), evaluations
 through utils.evaluation.evaluate_model (evaluate.py's), merges through utils.export.export (merge_lora.py's).
 In-process training twice in one process works: the tests train two stages and resume in one process, as
-tests/test_run_lifecycle.py already does (each run builds its own trainer, accelerator state and signal handlers),
+tests/training/test_run_lifecycle.py already does (each run builds its own trainer, accelerator state and signal handlers),
 and it saves the 10-20 s of imports a subprocess per stage would pay.
 
 Resumable at stage and evaluation granularity: CHAIN/state.json records each finished stage (its trained model)
