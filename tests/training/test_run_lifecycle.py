@@ -197,7 +197,11 @@ def test_gpu_options_are_dropped_on_cpu_in_one_visible_line_unless_strict(run_sc
     assert plan.returncode == 0, plan.stderr
     assert "Adjusted   model.load_in_4bit: true -> false (no CUDA GPU" in plan.stdout
     assert "generation: bf16 merged copy of the policy (CPU)" in plan.stdout
+    # strict keeps every GPU option: fast_inference too, which on the hf backend is TRL's colocated vLLM, absent here
     strict = run_script("grpo_train", "recipes/gsm8k.yaml", "--set", "model.strict=true", "--dry-run")
+    assert strict.returncode == 2 and "model.fast_inference" in strict.stderr and "not installed" in strict.stderr
+    strict = run_script("grpo_train", "recipes/gsm8k.yaml", "--set", "model.strict=true",
+                        "--set", "model.fast_inference=false", "--dry-run")
     assert "4-bit: yes" in strict.stdout and "load_in_4bit: true -> false" not in strict.stdout
 
 

@@ -11,7 +11,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from utils.training._config import check_trl_trains_here, grpo_config_kwargs
-from utils.training._distributed import end_process_group, is_main_process
+from utils.training._distributed import end_process_group, is_main_process, world_size
 from utils.training._faults import RunFailed
 from utils.training._pass_rate import PassRateJob, PassRateRequest, PassRateSummary
 from utils.training._plan import format_plan
@@ -58,4 +58,5 @@ __all__ = [
     "run_training",
     "set_up_run",
     "wait_for_server",
+    "world_size",
 ]
