@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         outcome = run_training(setup, resume=args.resume, force=args.force, progress=not args.no_progress)
     except RunFailed as failed:  # a full disk, a failing reward: one line that ends in the command to go on
-        command = rerun_command(args, "--resume") if failed.checkpoint else rerun_command(args)
+        command = again(args, "--resume") if failed.checkpoint else again(args)
         raise UserError(failed.with_command(command)) from None
     end_process_group()  # every rank is done: closed now, not by the interpreter's exit
     if main_process:
@@ -81,6 +81,7 @@ def report(outcome: TrainOutcome, args: argparse.Namespace) -> None:
     print(f"run folder: {outcome.run_dir}")
     if outcome.stopped_by and world_size() > 1:
         print(stop_message(outcome.stopped_by))
+
 
 if __name__ == "__main__":
     run_main(main)
