@@ -3,23 +3,10 @@ learning signal (zero-advantage groups, within-group reward spread, truncation, 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from utils.files import staged
+from utils.files import read_jsonl, staged
 from utils.training._diagnostics import CLIPPED, EXTRACTION, GROUP_STD, KEPT, MEAN_LENGTH, ZERO_STD
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    records = []
-    for line in path.read_text().splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return records
 
 
 def _series(records: list[dict], key: str) -> tuple[list[int], list[float]]:
