@@ -179,7 +179,7 @@ def verdict(low: float, high: float) -> str:
     if high < 0:
         return "Accuracy fell by more than its 95% interval: this run made the model worse."
     return ("No learning shown: the change is within its 95% interval (could be noise). "
-            "Try more steps: python scripts/demo.py --set training.max_steps=48")
+            "Try more steps: python scripts/demo.py --set training.max_steps=32")
 
 
 if __name__ == "__main__":
