@@ -17,6 +17,7 @@ computed once beforehand (their time is given apart: a one-off cost per model an
     .venv/bin/python bench/bench_signal.py [--seeds 1 2 3] [--steps 16] [--jobs 2] [--conditions none ...]
 
 --jobs 2 runs two trainings at a time, one CPU thread each (same throughput on 2 cores; the header says so).
+Rerun after a stop: runs whose last checkpoint and evaluation exist are reported, not redone.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ class Result:
     zero_adv: float
     step_s: float
     extra_s: float
-    wall_s: float
+    train_s: float  # the steps' own time (metrics.jsonl), start-up and saving aside
     before: dict
     after: dict
 
@@ -79,14 +80,15 @@ def train_and_evaluate(condition: str, seed: int, steps: int, threads: int | Non
     run = OUT / name
     overrides = [*CONDITIONS[condition], f"training.max_steps={steps}", f"training.seed={seed}",
                  f"output.dir={OUT}", f"output.run_name={name}", "training.save_steps=1000"]
-    started = time.perf_counter()
-    python(["scripts/grpo_train.py", RECIPE, *sets(overrides), "--force", "--no-progress"], OUT / f"{name}.train.log",
-           threads)
-    wall = time.perf_counter() - started
-    python(["scripts/evaluate.py", str(run), "--bench", "openr1-val", "--max-new-tokens", str(TOKENS), "--out",
-            str(OUT / f"{name}-eval"), "--force", "--no-progress"], OUT / f"{name}.eval.log", threads)
-    python(["scripts/compare.py", str(OUT / "before"), str(OUT / f"{name}-eval"), "--out",
-            str(OUT / f"{name}-compare"), "--force"], OUT / f"{name}.compare.log", threads)
+    evaluation = OUT / f"{name}-eval"
+    if not (run / f"checkpoint-{steps}" / "checkpoint.complete").is_file():  # a bench cut short reruns the rest
+        python(["scripts/grpo_train.py", RECIPE, *sets(overrides), "--force", "--no-progress"],
+               OUT / f"{name}.train.log", threads)
+    if not (evaluation / "summary.json").is_file():
+        python(["scripts/evaluate.py", str(run), "--bench", "openr1-val", "--max-new-tokens", str(TOKENS), "--out",
+                str(evaluation), "--force", "--no-progress"], OUT / f"{name}.eval.log", threads)
+    python(["scripts/compare.py", str(OUT / "before"), str(evaluation), "--out", str(OUT / f"{name}-compare")],
+           OUT / f"{name}.compare.log", threads)
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
     steps_logged = [r for r in rows if "step_time_s" in r]
     if condition == "dynamic":
@@ -96,8 +98,8 @@ def train_and_evaluate(condition: str, seed: int, steps: int, threads: int | Non
     comparison = json.loads((OUT / f"{name}-compare" / "comparison.json").read_text())
     before, after = next(iter(comparison["benchmarks"].values()))
     return Result(condition, seed, zero, statistics.median(r["step_time_s"] for r in steps_logged),
-                  statistics.mean(r.get("dynamic_sampling/extra_seconds", 0.0) for r in steps_logged), wall,
-                  before, after)
+                  statistics.mean(r.get("dynamic_sampling/extra_seconds", 0.0) for r in steps_logged),
+                  sum(r["step_time_s"] for r in steps_logged), before, after)
 
 
 def pct(row: dict) -> str:
@@ -118,7 +120,7 @@ def verdict(after: dict) -> str:
 def report(results: list[Result], steps: int, jobs: int, pass_rate_line: str, pass_rate_s: float) -> str:
     results = sorted(results, key=lambda r: (list(CONDITIONS).index(r.condition), r.seed))
     lines = [f"| {r.condition} | {r.seed} | {r.zero_adv:.2f} | {r.step_s:.1f} | {r.extra_s:.1f} | "
-             f"{r.wall_s / 60:.1f} | {pct(r.after)} | {change(r.after)} | {verdict(r.after)} |" for r in results]
+             f"{r.train_s / 60:.1f} | {pct(r.after)} | {change(r.after)} | {verdict(r.after)} |" for r in results]
     summary = []
     for condition in CONDITIONS:
         mine = [r for r in results if r.condition == condition]
@@ -136,7 +138,8 @@ def report(results: list[Result], steps: int, jobs: int, pass_rate_line: str, pa
         f"{'Two runs at a time, one CPU thread each' if jobs > 1 else 'One run at a time, all cores'}. "
         f"Held-out accuracy greedy at {TOKENS} tokens: before {pct(before)} for every run. Zero-adv: share of "
         "generated groups whose rewards all agree (for dynamic sampling, before its filter). s/step: median, "
-        "extra generation included (extra s: its mean share). Change: points with the paired 95% interval.", "",
+        "extra generation included (extra s: its mean share); train min: the steps' own time. Change: points with "
+        "the paired 95% interval.", "",
         f"Pass rates beforehand (scripts/pass_rate.py, k={K}, once): {pass_rate_line} "
         f"({'computed earlier' if math.isnan(pass_rate_s) else f'{pass_rate_s / 60:.1f} min'}).",
         "", "| condition | seed | zero-adv | s/step | extra s | train min | after % | change | verdict |",
@@ -165,8 +168,9 @@ def main() -> int:
     pass_rate_line = next(line for line in (OUT / "pass_rate.log").read_text().splitlines() if "mean pass rate" in line)
     if "(0 scored now)" in pass_rate_line:  # the file was complete already: its time belongs to an earlier run
         pass_rate_s = float("nan")
-    python(["scripts/evaluate.py", str(model), "--bench", "openr1-val", "--recipe", RECIPE, "--max-new-tokens",
-            str(TOKENS), "--out", str(OUT / "before"), "--no-progress"], OUT / "before.log", None)
+    if not (OUT / "before" / "summary.json").is_file():
+        python(["scripts/evaluate.py", str(model), "--bench", "openr1-val", "--recipe", RECIPE, "--max-new-tokens",
+                str(TOKENS), "--out", str(OUT / "before"), "--no-progress"], OUT / "before.log", None)
     runs = [(c, s) for s in args.seeds for c in args.conditions]
     command = f"python bench/bench_signal.py --steps {args.steps} --jobs {args.jobs} --conditions {' '.join(args.conditions)}"
     results: list[Result] = []
