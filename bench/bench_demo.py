@@ -21,7 +21,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
-from report import ROOT, ensure_smollm2, write_section
+from report import ROOT, change, ensure_smollm2, pct, verdict, write_section
 
 from utils.files import read_jsonl  # noqa: E402 - report puts the repo root on sys.path
 from utils.models import CPU_BF16_ENV, probe_cpu
@@ -55,21 +55,10 @@ def run_demo(seed: int, data: str, precision: str, jobs: int) -> dict:
             "step_s": statistics.median(r["step_time_s"] for r in steps)}
 
 
-def verdict(after: dict) -> str:
-    low, high = after["delta_ci95"]
-    return "learned" if low > 0 else "worse" if high < 0 else "within noise"
-
-
-def pct(row: dict) -> str:
-    low, high = row["ci95"]
-    return f"{100 * row['pass@1']:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
-
-
 def table(runs: list[dict], data: str, jobs: int) -> str:
     runs = sorted(runs, key=lambda r: (r["seed"], r["precision"]))
-    lines = [f"| {r['seed']} | {r['precision']} | {r['seconds'] / 60:.1f} | {r['step_s']:.1f} | {pct(r['before'])} | {pct(r['after'])} | "
-             f"{100 * r['after']['delta']:+.1f} [{100 * r['after']['delta_ci95'][0]:+.1f}, "
-             f"{100 * r['after']['delta_ci95'][1]:+.1f}] | {len(r['after']['learned'])} / "
+    lines = [f"| {r['seed']} | {r['precision']} | {r['seconds'] / 60:.1f} | {r['step_s']:.1f} | {pct(r['before'])} | "
+             f"{pct(r['after'])} | {change(r['after'])} | {len(r['after']['learned'])} / "
              f"{len(r['after']['forgotten'])} | {verdict(r['after'])} |" for r in runs]
     problems = runs[0]["before"]["problems"]
     return "\n".join([

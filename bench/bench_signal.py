@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from report import ROOT, ensure_smollm2, write_section
+from report import ROOT, change, ensure_smollm2, pct, verdict, write_section
 
 from utils.models import probe_cpu  # noqa: E402 - report puts the repo root on sys.path
 
@@ -100,21 +100,6 @@ def train_and_evaluate(condition: str, seed: int, steps: int, threads: int | Non
     return Result(condition, seed, zero, statistics.median(r["step_time_s"] for r in steps_logged),
                   statistics.mean(r.get("dynamic_sampling/extra_seconds", 0.0) for r in steps_logged),
                   sum(r["step_time_s"] for r in steps_logged), before, after)
-
-
-def pct(row: dict) -> str:
-    low, high = row["ci95"]
-    return f"{100 * row['pass@1']:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
-
-
-def change(after: dict) -> str:
-    low, high = after["delta_ci95"]
-    return f"{100 * after['delta']:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]"
-
-
-def verdict(after: dict) -> str:
-    low, high = after["delta_ci95"]
-    return "learned" if low > 0 else "worse" if high < 0 else "within noise"
 
 
 def report(results: list[Result], steps: int, jobs: int, pass_rate_line: str, pass_rate_s: float) -> str:

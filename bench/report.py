@@ -90,3 +90,21 @@ def ensure_smollm2() -> Path | None:
     if smollm2_gguf() is None and not (cached / "SmolLM2-135M-Instruct" / "config.json").is_file():
         return None
     return smollm2_checkpoint(cached)
+
+
+def pct(row: dict) -> str:
+    """An evaluation's accuracy in % with its 95% Wilson interval (compare.py's comparison.json rows)."""
+    low, high = row["ci95"]
+    return f"{100 * row['pass@1']:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
+
+
+def change(after: dict) -> str:
+    """The change in points with its paired 95% interval."""
+    low, high = after["delta_ci95"]
+    return f"{100 * after['delta']:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]"
+
+
+def verdict(after: dict) -> str:
+    """learned / worse: the change's interval lies above / below 0."""
+    low, high = after["delta_ci95"]
+    return "learned" if low > 0 else "worse" if high < 0 else "within noise"
