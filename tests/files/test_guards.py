@@ -143,12 +143,14 @@ def test_sigterm_mid_benchmark_keeps_the_samples_says_so_and_the_printed_command
 def test_a_stop_says_nothing_was_saved_only_when_true_and_exits_128_plus_the_signal(tmp_path):
     script = tmp_path / "stopper.py"
     script.write_text(
-        f"import os, signal, sys\nsys.path.insert(0, {str(ROOT)!r})\n"
+        f"import os, signal, sys, time\nsys.path.insert(0, {str(ROOT)!r})\n"
         "from utils.cli import run_main, on_stop\n"
         "def main(argv):\n"
         "    on_stop('python again.py', saved=lambda: 'with half of it kept' if len(sys.argv) > 2 else None)\n"
         "    os.kill(os.getpid(), getattr(signal, sys.argv[1]))\n"
-        "    signal.pause()\n"
+        # not signal.pause(): a signal another thread took before pause() began would leave it waiting forever
+        "    while True:\n"
+        "        time.sleep(0.05)\n"
         "run_main(main)\n")
     for sig, code in (("SIGTERM", 143), ("SIGINT", 130)):
         for kept in (False, True):
