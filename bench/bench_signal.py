@@ -55,7 +55,8 @@ OUT = ROOT / "checkpoints" / "bench-signal"
 class Result:
     condition: str
     seed: int
-    zero_adv: float
+    zero_adv: float  # of the groups generated
+    zero_trained: float  # of the groups trained on (dynamic sampling: what its filter could not replace)
     step_s: float
     extra_s: float
     train_s: float  # the steps' own time (metrics.jsonl), start-up and saving aside
@@ -93,18 +94,19 @@ def train_and_evaluate(condition: str, seed: int, steps: int, threads: int | Non
     steps_logged = [r for r in rows if "step_time_s" in r]
     if condition == "dynamic":
         zero = statistics.mean(1 - r["dynamic_sampling/kept_fraction"] for r in steps_logged)
+        trained = statistics.mean(r["dynamic_sampling/filled_fraction"] for r in steps_logged)
     else:
-        zero = statistics.mean(r["frac_reward_zero_std"] for r in steps_logged)
+        zero = trained = statistics.mean(r["frac_reward_zero_std"] for r in steps_logged)
     comparison = json.loads((OUT / f"{name}-compare" / "comparison.json").read_text())
     before, after = next(iter(comparison["benchmarks"].values()))
-    return Result(condition, seed, zero, statistics.median(r["step_time_s"] for r in steps_logged),
+    return Result(condition, seed, zero, trained, statistics.median(r["step_time_s"] for r in steps_logged),
                   statistics.mean(r.get("dynamic_sampling/extra_seconds", 0.0) for r in steps_logged),
                   sum(r["step_time_s"] for r in steps_logged), before, after)
 
 
 def report(results: list[Result], steps: int, jobs: int, pass_rate_line: str, pass_rate_s: float) -> str:
     results = sorted(results, key=lambda r: (list(CONDITIONS).index(r.condition), r.seed))
-    lines = [f"| {r.condition} | {r.seed} | {r.zero_adv:.2f} | {r.step_s:.1f} | {r.extra_s:.1f} | "
+    lines = [f"| {r.condition} | {r.seed} | {r.zero_adv:.2f} | {r.zero_trained:.2f} | {r.step_s:.1f} | {r.extra_s:.1f} | "
              f"{r.train_s / 60:.1f} | {pct(r.after)} | {change(r.after)} | {verdict(r.after)} |" for r in results]
     summary = []
     for condition in CONDITIONS:
@@ -112,6 +114,7 @@ def report(results: list[Result], steps: int, jobs: int, pass_rate_line: str, pa
         if mine:
             summary.append(
                 f"| {condition} | {statistics.mean(r.zero_adv for r in mine):.2f} | "
+                f"{statistics.mean(r.zero_trained for r in mine):.2f} | "
                 f"{statistics.mean(r.step_s for r in mine):.1f} | "
                 f"{100 * statistics.mean(r.after['delta'] for r in mine):+.1f} | "
                 f"{sum(verdict(r.after) == 'learned' for r in mine)} / {len(mine)} | "
@@ -122,15 +125,16 @@ def report(results: list[Result], steps: int, jobs: int, pass_rate_line: str, pa
         f"{before['problems']} held out), {steps} steps per run, 2 prompts x 4 completions per step. "
         f"{'Two runs at a time, one CPU thread each' if jobs > 1 else 'One run at a time, all cores'}. "
         f"Held-out accuracy greedy at {TOKENS} tokens: before {pct(before)} for every run. Zero-adv: share of "
-        "generated groups whose rewards all agree (for dynamic sampling, before its filter). s/step: median, "
+        "groups whose rewards all agree, of those generated (for dynamic sampling, before its filter) and of those "
+        "trained on (the same without it). s/step: median, "
         "extra generation included (extra s: its mean share); train min: the steps' own time. Change: points with "
         "the paired 95% interval.", "",
         f"Pass rates beforehand (scripts/pass_rate.py, k={K}, once): {pass_rate_line} "
         f"({'computed earlier' if math.isnan(pass_rate_s) else f'{pass_rate_s / 60:.1f} min'}).",
-        "", "| condition | seed | zero-adv | s/step | extra s | train min | after % | change | verdict |",
-        "|---|---:|---:|---:|---:|---:|---|---|---|", *lines, "",
-        "| condition | mean zero-adv | mean s/step | mean change, points | learned | worse |",
-        "|---|---:|---:|---:|---:|---:|", *summary, "",
+        "", "| condition | seed | zero-adv generated | zero-adv trained | s/step | extra s | train min | after % | change | "
+        "verdict |", "|---|---:|---:|---:|---:|---:|---:|---|---|---|", *lines, "",
+        "| condition | zero-adv generated | zero-adv trained | mean s/step | mean change, points | learned | worse |",
+        "|---|---:|---:|---:|---:|---:|---:|", *summary, "",
         f"Machine load average (1 min) at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores."])
 
 
