@@ -168,8 +168,8 @@ def main() -> int:
         for future in as_completed(futures):  # the section is rewritten after each run: a cut bench keeps its rows
             results.append(future.result())
             body = report(results, args.steps, args.jobs, pass_rate_line, pass_rate_s)
-            write_section("signal", "Learning signal: no filter, pass-rate filter, dynamic sampling, curriculum "
-                          "(SmolLM2)", command, body, details={"CPU precision (torch)": probe_cpu().describe()})
+            write_section("signal", f"Learning signal side by side: {', '.join(args.conditions)} (SmolLM2)", command,
+                          body, details={"CPU precision (torch)": probe_cpu().describe()})
     print(body)
     return 0
 
