@@ -145,10 +145,12 @@ def test_a_stop_says_nothing_was_saved_only_when_true_and_exits_128_plus_the_sig
     script.write_text(
         f"import os, signal, sys, time\nsys.path.insert(0, {str(ROOT)!r})\n"
         "from utils.cli import run_main, on_stop\n"
+        # Python's own Ctrl-C handler, as a terminal gives it, whatever SIGINT disposition the test run inherited
+        # (a background job's is "ignore")
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "def main(argv):\n"
         "    on_stop('python again.py', saved=lambda: 'with half of it kept' if len(sys.argv) > 2 else None)\n"
         "    os.kill(os.getpid(), getattr(signal, sys.argv[1]))\n"
-        # not signal.pause(): a signal another thread took before pause() began would leave it waiting forever
         "    while True:\n"
         "        time.sleep(0.05)\n"
         "run_main(main)\n")
