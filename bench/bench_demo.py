@@ -2,8 +2,8 @@
 
 Each run is `scripts/demo.py --seed S --name demo-seedS` from scratch (its own run, evaluation and merged folders
 under checkpoints/), timed from start to summary; the model import is done once beforehand (set-up, not demo).
-`--precision bf16 fp32` runs every seed once per CPU precision decision (GRPO_MATH_CPU_BF16=1 / 0: the decision a
-CPU with / without native bf16 gets), so six runs cover both kinds of CPU with three seeds twice.
+`--precision bf16 fp32` runs every seed under each CPU precision decision (GRPO_MATH_CPU_BF16=1 / 0: the decision
+a CPU with / without native bf16 gets); `--repeats 2` runs each seed and decision twice.
 
     .venv/bin/python bench/bench_demo.py [--seeds 1 2 3] [--precision auto|bf16|fp32 ...] [--repeats 2]
                                          [--jobs 2] [--reuse] [--data synthetic|gsm8k]
@@ -61,9 +61,9 @@ def run_demo(seed: int, data: str, precision: str, jobs: int, repeat: int = 1, r
 
 
 def table(runs: list[dict], data: str, jobs: int) -> str:
-    runs = sorted(runs, key=lambda r: (r["seed"], r["precision"], r.get("repeat", 1)))
-    lines = [f"| {r['seed']} | {r['precision']} | {r.get('repeat', 1)} | {r['seconds'] / 60:.1f} | {r['step_s']:.1f} | {pct(r['before'])} | "
-             f"{pct(r['after'])} | {change(r['after'])} | {len(r['after']['learned'])} / "
+    runs = sorted(runs, key=lambda r: (r["seed"], r["precision"], r["repeat"]))
+    lines = [f"| {r['seed']} | {r['precision']} | {r['repeat']} | {r['seconds'] / 60:.1f} | {r['step_s']:.1f} | "
+             f"{pct(r['before'])} | {pct(r['after'])} | {change(r['after'])} | {len(r['after']['learned'])} / "
              f"{len(r['after']['forgotten'])} | {verdict(r['after'])} |" for r in runs]
     problems = runs[0]["before"]["problems"]
     return "\n".join([
@@ -73,7 +73,8 @@ def table(runs: list[dict], data: str, jobs: int) -> str:
         "the model import aside" + ("; two runs at a time, one CPU thread each" if jobs > 1 else "") + ". s/step: "
         "median training step, dynamic sampling's extra rounds included. Accuracy % with 95% Wilson intervals; "
         "change with its paired 95% interval; learned / worse: the change's interval lies above / below 0.", "",
-        "| seed | precision | run | wall min | s/step | before % | after % | change, points | learned / forgotten | verdict |",
+        "| seed | precision | run | wall min | s/step | before % | after % | change, points | learned / forgotten | "
+        "verdict |",
         "|---:|---|---:|---:|---:|---|---|---|---|---|", *lines, "",
         f"Machine load average (1 min) at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores."])
 

@@ -6,8 +6,8 @@ SmolLM2-135M-Instruct on generated word problems of graded difficulty (recipes/c
 - none:      the problems shuffled, as a plain run takes them;
 - pass-rate: only problems the starting model sometimes solves (0 < p < 1, k=8 samples as training samples);
 - dynamic:   DAPO's dynamic sampling (all-agree groups dropped, the batch refilled, at most 2 extra rounds);
-- curriculum: level 1 first, then 2, then 3 (the recipe as shipped); at 16
-  steps (32 problems) it trains on level 1 only.
+- curriculum: level 1 first, then 2, then 3 (the recipe as shipped); at 16 steps (32 problems) it trains on
+  level 1 only.
 
 Per run: the zero-advantage fraction of the generated groups (TRL's frac_reward_zero_std; for dynamic sampling
 1 - kept_fraction, the groups generated before the filter), median seconds per step (extra generation counted),
@@ -36,7 +36,9 @@ from pathlib import Path
 
 from report import ROOT, change, ensure_smollm2, pct, verdict, write_section
 
-from utils.models import probe_cpu  # noqa: E402 - report puts the repo root on sys.path
+from utils.files import read_jsonl  # noqa: E402 - report puts the repo root on sys.path
+from utils.models import probe_cpu
+from utils.runs import METRICS, is_complete
 
 RECIPE = "recipes/curriculum_cpu.yaml"
 K = 8
@@ -82,7 +84,7 @@ def train_and_evaluate(condition: str, seed: int, steps: int, threads: int | Non
     overrides = [*CONDITIONS[condition], f"training.max_steps={steps}", f"training.seed={seed}",
                  f"output.dir={OUT}", f"output.run_name={name}", "training.save_steps=1000"]
     evaluation = OUT / f"{name}-eval"
-    if not (run / f"checkpoint-{steps}" / "checkpoint.complete").is_file():  # a bench cut short reruns the rest
+    if not is_complete(run / f"checkpoint-{steps}"):  # a bench cut short reruns the rest
         python(["scripts/grpo_train.py", RECIPE, *sets(overrides), "--force", "--no-progress"],
                OUT / f"{name}.train.log", threads)
     if not (evaluation / "summary.json").is_file():
@@ -90,8 +92,7 @@ def train_and_evaluate(condition: str, seed: int, steps: int, threads: int | Non
                 str(evaluation), "--force", "--no-progress"], OUT / f"{name}.eval.log", threads)
     python(["scripts/compare.py", str(OUT / "before"), str(evaluation), "--out", str(OUT / f"{name}-compare")],
            OUT / f"{name}.compare.log", threads)
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    steps_logged = [r for r in rows if "step_time_s" in r]
+    steps_logged = [r for r in read_jsonl(run / METRICS) if "step_time_s" in r]
     if condition == "dynamic":
         zero = statistics.mean(1 - r["dynamic_sampling/kept_fraction"] for r in steps_logged)
         trained = statistics.mean(r["dynamic_sampling/filled_fraction"] for r in steps_logged)
@@ -106,8 +107,9 @@ def train_and_evaluate(condition: str, seed: int, steps: int, threads: int | Non
 
 def report(results: list[Result], steps: int, jobs: int, pass_rate_line: str, pass_rate_s: float) -> str:
     results = sorted(results, key=lambda r: (list(CONDITIONS).index(r.condition), r.seed))
-    lines = [f"| {r.condition} | {r.seed} | {r.zero_adv:.2f} | {r.zero_trained:.2f} | {r.step_s:.1f} | {r.extra_s:.1f} | "
-             f"{r.train_s / 60:.1f} | {pct(r.after)} | {change(r.after)} | {verdict(r.after)} |" for r in results]
+    lines = [f"| {r.condition} | {r.seed} | {r.zero_adv:.2f} | {r.zero_trained:.2f} | {r.step_s:.1f} | "
+             f"{r.extra_s:.1f} | {r.train_s / 60:.1f} | {pct(r.after)} | {change(r.after)} | {verdict(r.after)} |"
+             for r in results]
     summary = []
     for condition in CONDITIONS:
         mine = [r for r in results if r.condition == condition]
@@ -131,8 +133,8 @@ def report(results: list[Result], steps: int, jobs: int, pass_rate_line: str, pa
         "the paired 95% interval.", "",
         f"Pass rates beforehand (scripts/pass_rate.py, k={K}, once): {pass_rate_line} "
         f"({'computed earlier' if math.isnan(pass_rate_s) else f'{pass_rate_s / 60:.1f} min'}).",
-        "", "| condition | seed | zero-adv generated | zero-adv trained | s/step | extra s | train min | after % | change | "
-        "verdict |", "|---|---:|---:|---:|---:|---:|---:|---|---|---|", *lines, "",
+        "", "| condition | seed | zero-adv generated | zero-adv trained | s/step | extra s | train min | after % | "
+        "change | verdict |", "|---|---:|---:|---:|---:|---:|---:|---|---|---|", *lines, "",
         "| condition | zero-adv generated | zero-adv trained | mean s/step | mean change, points | learned | worse |",
         "|---|---:|---:|---:|---:|---:|---:|", *summary, "",
         f"Machine load average (1 min) at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores."])
@@ -161,7 +163,9 @@ def main() -> int:
         python(["scripts/evaluate.py", str(model), "--bench", "openr1-val", "--recipe", RECIPE, "--max-new-tokens",
                 str(TOKENS), "--out", str(OUT / "before"), "--no-progress"], OUT / "before.log", None)
     runs = [(c, s) for s in args.seeds for c in args.conditions]
-    command = f"python bench/bench_signal.py --steps {args.steps} --jobs {args.jobs} --conditions {' '.join(args.conditions)}"
+    command = (f"python bench/bench_signal.py --steps {args.steps} --jobs {args.jobs} "
+               f"--conditions {' '.join(args.conditions)}")
+    cpu = probe_cpu().describe()
     results: list[Result] = []
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         futures = [pool.submit(train_and_evaluate, c, s, args.steps, threads) for c, s in runs]
@@ -169,7 +173,7 @@ def main() -> int:
             results.append(future.result())
             body = report(results, args.steps, args.jobs, pass_rate_line, pass_rate_s)
             write_section("signal", f"Learning signal side by side: {', '.join(args.conditions)} (SmolLM2)", command,
-                          body, details={"CPU precision (torch)": probe_cpu().describe()})
+                          body, details={"CPU precision (torch)": cpu})
     print(body)
     return 0
 
