@@ -7,11 +7,11 @@ decision in turn (GRPO_MATH_CPU_BF16=1 / 0) on the machine at hand, and records 
 
 Rows: TRL's defaults (`GRPOConfig(use_cpu=True)` + the workload: bf16 autocast), and the same with
 `bf16=False`; ours as grpo_train.py runs it under the bf16 decision (bf16 autocast, bf16 merged sampling copy)
-and under the fp32 decision (fp32, sampling from the fp32 policy); then what our other CPU speed-ups buy in
-fp32, one taken away per row (gradient checkpointing off, the LM head on completion tokens only), and an fp32
-merged sampling copy, not a default, measured to decide. Same workload on every row: SmolLM2-135M-Instruct,
-LoRA r=16, 2 prompts x 4 generations x 64 tokens (forced full length), GSM8K train prompts. Rounds alternate
-the row order; the first step of every run is dropped; medians are reported.
+and under the fp32 decision (fp32, sampling from an fp32 merged copy); then what our CPU speed-ups buy in fp32,
+one taken away per row (gradient checkpointing off, the LM head on completion tokens only, the sampling
+copy). Same workload on every row: SmolLM2-135M-Instruct, LoRA r=16, 2 prompts x 4 generations x 64 tokens
+(forced full length), GSM8K train prompts. Rounds alternate the row order; the first step of every run is
+dropped; medians are reported.
 
     .venv/bin/python bench/bench_cpu_step.py [--steps 8] [--rounds 2]
     .venv/bin/python bench/bench_cpu_step.py --tiny --steps 2 --rounds 1   # the tiny random model: a check
@@ -43,26 +43,27 @@ class Row(NamedTuple):
     trl: bool = False  # bare TRL GRPOTrainer
     checkpointing: bool = False  # gradient checkpointing (TRL's default; ours is off where activations fit)
     every_position_head: bool = False  # TRL's LM head over prompt positions too (ours: completion tokens only)
-    fp32_copy: bool = False  # sample from an fp32 merged copy of the policy
+    no_copy: bool = False  # sample through the PEFT model itself (TRL's generate), not a merged copy
 
 
 ROWS = (
     Row("TRL defaults (`use_cpu=True`: bf16 autocast)", bf16=True, trl=True, checkpointing=True),
     Row("TRL defaults + `bf16=False` (fp32)", bf16=False, trl=True, checkpointing=True),
     Row("ours, bf16 decision: bf16 autocast, sampling from a bf16 copy", bf16=True),
-    Row("ours, fp32 decision: fp32, sampling from the fp32 policy", bf16=False),
+    Row("ours, fp32 decision: fp32, sampling from an fp32 copy", bf16=False),
     Row("ours, fp32, gradient checkpointing on", bf16=False, checkpointing=True),
     Row("ours, fp32, TRL's LM head on every position", bf16=False, every_position_head=True),
-    Row("ours, fp32 + an fp32 merged copy for sampling (not a default)", bf16=False, fp32_copy=True),
+    Row("ours, fp32, sampling through the PEFT model (no copy)", bf16=False, no_copy=True),
 )
 
 
-def fp32_copy(trainer) -> None:
-    import torch
+def without_copy(trainer) -> None:
+    """Sample through the PEFT model again: the class's generate, the copy's callback gone."""
+    from utils.training import GenerationCopy
 
-    from utils.training._cpu_generation import use_generation_copy
-
-    use_generation_copy(trainer, torch.float32)
+    del trainer.model.generate  # the instance attribute use_generation_copy set
+    for callback in [c for c in trainer.callback_handler.callbacks if isinstance(c, GenerationCopy)]:
+        trainer.remove_callback(callback)
 
 
 def run_row(row: Row, recipe, trl_defaults: dict) -> list[float]:
@@ -73,7 +74,7 @@ def run_row(row: Row, recipe, trl_defaults: dict) -> list[float]:
     os.environ[CPU_BF16_ENV] = "1" if row.bf16 else "0"  # read by set_up_run's detect_hardware()
     recipe.training["gradient_checkpointing"] = row.checkpointing
     return run_ours(recipe, generation_copy=None, completion_only_head=not row.every_position_head,
-                    after_prepare=fp32_copy if row.fp32_copy else None).times
+                    after_prepare=without_copy if row.no_copy else None).times
 
 
 def model_and_data(tiny: bool, tmp: Path) -> tuple[Path | None, str, str]:
@@ -138,7 +139,7 @@ def report(times: dict[str, list[float]], cpu: str, name: str, args: argparse.Na
         f"{cpu}. {name}, LoRA r=16 all-linear, {PROMPTS} prompts x {GENS} generations x {TOKENS} tokens "
         f"(forced full length), {args.rounds} rounds of {args.steps} steps per row, first step of each run "
         "dropped, row order alternating by round. Our rows force the CPU decision with GRPO_MATH_CPU_BF16 (1: "
-        "bf16, 0: fp32); the fp32 rows below ours take one speed-up away each, or add an fp32 sampling copy. "
+        "bf16, 0: fp32); the fp32 rows below ours take one speed-up away each. "
         "Speed-up = TRL defaults / row.", "",
         "| configuration | median s/step | speed-up vs TRL defaults |", "|---|---:|---:|", *lines, "",
         f"Steps timed per row: {len(times[ROWS[0].label])}. Peak RSS of the process: {peak_rss_mib():.0f} MiB. "

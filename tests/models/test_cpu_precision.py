@@ -38,20 +38,20 @@ def test_a_bad_override_is_a_user_error(cpu_kind):
 
 
 @pytest.mark.parametrize(("native", "sets", "bf16", "copy"), [
-    (True, [], True, True),  # the machine decides: bf16 autocast, sampling from a bf16 copy
-    (False, [], False, False),  # fp32 training, sampling from the fp32 policy
-    (True, ["training.bf16=false"], False, False),  # the recipe's choice, and the copy follows training
-    (False, ["training.bf16=true"], True, True),
-    (True, ["model.cpu_bf16_generation=false"], True, False),
-    (False, ["model.cpu_bf16_generation=true"], False, True),
-    (False, ["training.bf16=true", "model.cpu_bf16_generation=false"], True, False),
+    (True, [], True, "bf16"),  # the machine decides: bf16 autocast, sampling from a bf16 copy
+    (False, [], False, "fp32"),  # fp32 training, sampling from an fp32 copy
+    (True, ["training.bf16=false"], False, "fp32"),  # the recipe's choice, and the copy follows training
+    (False, ["training.bf16=true"], True, "bf16"),
+    (True, ["model.cpu_bf16_generation=false"], True, "fp32"),
+    (False, ["model.cpu_bf16_generation=true"], False, "bf16"),
+    (False, ["training.bf16=true", "model.cpu_bf16_generation=false"], True, "fp32"),
 ])
 def test_precision_is_the_machine_s_unless_the_recipe_sets_it(tiny_model_dir, tmp_path, cpu_kind, native, sets,
                                                               bf16, copy):
     hw = cpu_kind("AVX512" if native else "AVX2", native)
     setup = set_up(tiny_model_dir, tmp_path, hw, *sets)
     assert bool(setup.config.bf16) is bf16 and setup.config.use_cpu
-    assert setup.cpu_bf16_generation is copy
+    assert setup.cpu_generation_copy == copy
 
 
 def test_evaluation_s_auto_dtype_takes_the_same_decision(cpu_kind):
@@ -64,7 +64,7 @@ def test_evaluation_s_auto_dtype_takes_the_same_decision(cpu_kind):
 
 
 @pytest.mark.parametrize(("native", "machine", "adjusted"), [
-    (False, "CPU AVX2, no native bf16: training in fp32, sampling from the fp32 policy",
+    (False, "CPU AVX2, no native bf16: training in fp32, sampling from an fp32 copy",
      "training.bf16: false, model.cpu_bf16_generation: false (CPU AVX2, no native bf16: bf16 matmuls would run "
      "through PyTorch's scalar GEMM, ~10x slower than fp32; set them in the recipe to choose)"),
     (True, "CPU AVX512 with native bf16 (AMX): training in bf16 autocast, sampling from a bf16 copy",
@@ -85,7 +85,7 @@ def test_plan_of_a_forced_decision_says_so(tiny_model_dir, tmp_path, cpu_kind):
 
     plan = format_plan(set_up(tiny_model_dir, tmp_path, cpu_kind("AVX512", True, forced="0")))
     assert ("Machine    CPU AVX512 with native bf16 (AMX), decided as without it (GRPO_MATH_CPU_BF16=0): "
-            "training in fp32, sampling from the fp32 policy\n") in plan
+            "training in fp32, sampling from an fp32 copy\n") in plan
 
 
 @pytest.mark.parametrize(("native", "sets", "warned"), [

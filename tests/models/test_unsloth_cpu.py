@@ -146,3 +146,20 @@ def test_unsloth_trained_adapter_merges_and_verifies(tiny_model_dir, tmp_path, l
         trained = model.eval()(ids).logits.float()  # in bf16 (Unsloth's CPU dtype); 4-bit: the NF4 base it saw
     tolerance = 0.2 if load_in_4bit else 0.05  # NF4 / bf16 rounding of what training ran vs the fp32 merge
     assert (got - trained).abs().max() < tolerance
+
+
+def test_dynamic_sampling_runs_through_unsloths_trainer(tiny_model_dir, tmp_path):
+    """Dynamic sampling wraps TRL's generation seam on the trainer instance; Unsloth compiles its own GRPOTrainer
+    (TRL 1.15 underneath) and must still call the wrapper and train on the merged batch (subset10k.yaml and
+    colab_t4.yaml turn it on). Half the planted problems agree: they are dropped and refilled."""
+    from tests.training.test_dynamic_sampling import GROUP, tiny_recipe, train_watching_batches
+
+    recipe = tiny_recipe(tiny_model_dir, tmp_path, "half_constant", "model.backend=unsloth", "training.max_steps=2",
+                         "dynamic_sampling.enabled=true", "dynamic_sampling.max_extra_batches=10")
+    batches, steps = train_watching_batches(recipe)
+
+    assert len(batches) == 2 and len(steps) == 2  # the wrapper saw every generation batch
+    for groups in batches:
+        assert groups.shape == (1, GROUP) and (groups.abs().amax(dim=1) > 0).all(), groups
+    assert sum(m["dynamic_sampling/extra_batches"] for m in steps) >= 1  # agreeing groups were replaced
+    assert all(m["dynamic_sampling/cap_hit"] == 0 and m["loss"] == m["loss"] for m in steps)  # a finite loss

@@ -1,4 +1,4 @@
-"""The bf16 generation copy used for GRPO sampling on CPU: same policy as the PEFT model, kept in sync."""
+"""The generation copy used for GRPO sampling on CPU (bf16 or fp32): same policy as the PEFT model, kept in sync."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from tests.repo import ROOT
-from utils.training import Bf16GenerationCopy
+from utils.training import GenerationCopy
 
 
 def peft_model(model_dir, seed: int = 0):
@@ -37,7 +37,7 @@ def last_logits(model, batch) -> torch.Tensor:
 def test_copy_computes_the_adapted_policy(tiny_model_dir, tiny_tokenizer):
     model = peft_model(tiny_model_dir)
     batch = prompt_ids(tiny_tokenizer)
-    copy = Bf16GenerationCopy(model)
+    copy = GenerationCopy(model)
     copy.sync()
     adapted, mirrored = last_logits(model, batch), last_logits(copy.copy, batch)
     with model.disable_adapter():
@@ -50,7 +50,7 @@ def test_copy_computes_the_adapted_policy(tiny_model_dir, tiny_tokenizer):
 def test_copy_resyncs_only_after_an_optimizer_step(tiny_model_dir, tiny_tokenizer):
     model = peft_model(tiny_model_dir)
     batch = prompt_ids(tiny_tokenizer)
-    copy = Bf16GenerationCopy(model)
+    copy = GenerationCopy(model)
     kwargs = {"max_new_tokens": 4, "do_sample": False, "pad_token_id": tiny_tokenizer.pad_token_id}
     copy.generate(**batch, **kwargs)
     copy.generate(**batch, **kwargs)
@@ -68,26 +68,37 @@ def test_copy_resyncs_only_after_an_optimizer_step(tiny_model_dir, tiny_tokenize
 def test_copy_of_a_fully_finetuned_model(tiny_model_dir, tiny_tokenizer):
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
     batch = prompt_ids(tiny_tokenizer)
-    copy = Bf16GenerationCopy(model)
+    copy = GenerationCopy(model)
     copy.sync()
     assert (last_logits(model, batch) - last_logits(copy.copy, batch)).abs().max() < 0.05
 
 
-@pytest.mark.parametrize("enabled", [True, False])
-def test_training_samples_from_the_synced_copy(tiny_model_dir, tmp_path, enabled):
+@pytest.mark.parametrize(("bf16", "dtype"), [(True, torch.bfloat16), (False, torch.float32)])
+def test_training_samples_from_the_synced_copy(tiny_model_dir, tmp_path, bf16, dtype):
     from utils.config import load_recipe
     from utils.training import prepare_training
 
     recipe = load_recipe(ROOT / "recipes" / "smoke_cpu.yaml", [
         f"model.name={tiny_model_dir}", f"output.dir={tmp_path}", "eval.every_steps=0", "training.max_steps=3",
-        f"model.cpu_bf16_generation={str(enabled).lower()}",
+        f"model.cpu_bf16_generation={str(bf16).lower()}",
     ])
     run = prepare_training(recipe, force=True, progress=False)
     copy = getattr(run.trainer.model.generate, "__self__", None)
-    assert isinstance(copy, Bf16GenerationCopy) is enabled
+    assert isinstance(copy, GenerationCopy) and next(copy.copy.parameters()).dtype == dtype
     run.train()
-    if enabled:
-        assert copy.syncs == 3  # one generation per step, each after the previous step's update
+    assert copy.syncs == 3  # one generation per step, each after the previous step's update
+
+
+def test_an_fp32_copy_computes_the_adapted_policy_exactly(tiny_model_dir, tiny_tokenizer):
+    """The copy a CPU without native bf16 samples from: the PEFT model's output up to fp32 rounding."""
+    model = peft_model(tiny_model_dir)
+    batch = prompt_ids(tiny_tokenizer)
+    copy = GenerationCopy(model, "fp32")
+    copy.sync()
+    assert (last_logits(model, batch) - last_logits(copy.copy, batch)).abs().max() < 1e-4
+    kwargs = {"max_new_tokens": 6, "do_sample": False, "pad_token_id": tiny_tokenizer.pad_token_id}
+    with torch.no_grad():
+        assert torch.equal(model.generate(**batch, **kwargs), copy.generate(**batch, **kwargs))
 
 
 def test_a_cpu_without_native_bf16_trains_in_fp32_with_the_other_cpu_speed_ups(tiny_model_dir, tmp_path, monkeypatch):
@@ -103,7 +114,8 @@ def test_a_cpu_without_native_bf16_trains_in_fp32_with_the_other_cpu_speed_ups(t
     ])
     run = prepare_training(recipe, force=True, progress=False)
     assert run.trainer.accelerator.mixed_precision == "no"  # no bf16 autocast
-    assert not isinstance(getattr(run.trainer.model.generate, "__self__", None), Bf16GenerationCopy)  # fp32 policy
+    copy = getattr(run.trainer.model.generate, "__self__", None)  # sampling from an fp32 merged copy
+    assert isinstance(copy, GenerationCopy) and next(copy.copy.parameters()).dtype == torch.float32
     assert not run.trainer.args.gradient_checkpointing and trl_utils._use_triton(torch.device("cpu"))
     before = {n: p.detach().clone() for n, p in run.trainer.model.named_parameters() if "lora_B" in n}
     run.train()

@@ -31,8 +31,8 @@ class ModelSection:
     load_in_4bit: bool = False
     fast_inference: bool = False  # vLLM-backed generation (unsloth backend / TRL use_vllm colocate on hf)
     vllm_standby: bool = False  # Unsloth: UNSLOTH_VLLM_STANDBY=1 before its import (vLLM sleeps while training steps)
-    # CPU: sample from a merged bf16 copy (utils/training/_cpu_generation); None: where training is in bf16,
-    # which the CPU decides (utils.training.cpu_precision). Set, it is obeyed.
+    # CPU: sample from a merged copy in bf16 (true) or fp32 (false) (utils/training/_cpu_generation); None: in
+    # training's precision, which the CPU decides (utils.training.cpu_precision). Set, it is obeyed.
     cpu_bf16_generation: bool | None = None
     max_seq_length: int = 1536
     gpu_memory_utilization: float = 0.5

@@ -21,9 +21,9 @@ from utils.training._vllm_server import bound_requests, check_vllm_server, wait_
 
 if TYPE_CHECKING:
     from utils.training._callbacks import RecordedBase, RewardRecorder, RunMonitor
-    from utils.training._cpu_generation import Bf16GenerationCopy
+    from utils.training._cpu_generation import GenerationCopy
 
-_LAZY = {"RecordedBase": "_callbacks", "RewardRecorder": "_callbacks", "RunMonitor": "_callbacks", "Bf16GenerationCopy": "_cpu_generation"}
+_LAZY = {"RecordedBase": "_callbacks", "RewardRecorder": "_callbacks", "RunMonitor": "_callbacks", "GenerationCopy": "_cpu_generation"}
 
 
 def __getattr__(name: str) -> Any:
@@ -33,7 +33,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "Bf16GenerationCopy",
+    "GenerationCopy",
     "PassRateJob",
     "PassRateRequest",
     "PassRateSummary",

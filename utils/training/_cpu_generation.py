@@ -1,12 +1,14 @@
-"""Faster GRPO sampling on CPU: generate from a bf16 copy of the policy with the LoRA adapter merged in.
+"""Faster GRPO sampling on CPU: generate from a plain copy of the policy with the LoRA adapter merged in.
 
-Why: on CPU, TRL's transformers generation path runs the PEFT model in fp32 without autocast, and every
-one of the ~200 LoRA wrappers adds small matmuls and Python work per decoded token. Measured on
-SmolLM2-135M (2 cores, 8 x 64 tokens): 7-8 s through the PEFT model, 4.4 s from this copy (+0.3 s sync).
-The copy is refreshed from the trained weights (base + scaling * B @ A, as PEFT's merge computes it)
-only when an optimizer step changed them, the same merge-then-sync pattern TRL uses for vLLM. Training
-itself is untouched: losses and gradients still come from the PEFT model, in the run's precision. Used where
-training is in bf16 (a CPU with native bf16, utils.training.cpu_precision) or the recipe asks for it.
+Why: on CPU, TRL's transformers generation path runs the PEFT model without autocast, and every one of the
+~200 LoRA wrappers adds small matmuls and Python work per decoded token. Measured on SmolLM2-135M (2 cores,
+8 x 64 tokens): 7-8 s through the PEFT model, 4.4 s from a bf16 copy (+0.3 s sync); in fp32 (the decision of a
+CPU without native bf16) 12.4 s through the PEFT model, 9.7 s from an fp32 copy, sync included. The copy is
+refreshed from the trained weights (base + scaling * B @ A, as PEFT's merge computes it) only when an optimizer
+step changed them, the same merge-then-sync pattern TRL uses for vLLM. Training itself is untouched: losses
+and gradients still come from the PEFT model, in the run's precision. The copy is in bf16 where training is
+(utils.training._setup.cpu_precision) or the recipe asks for it, else in fp32; it costs one more model's
+weights in memory (a 0.5B model: 1 GB in bf16, 2 GB in fp32).
 """
 
 from __future__ import annotations
@@ -16,18 +18,19 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+DTYPES = {"bf16": "bfloat16", "fp32": "float32"}  # the copy's precision, as RunSetup.cpu_generation_copy names it
 
-class Bf16GenerationCopy(TrainerCallback):
-    """A plain bf16 model mirroring `model` (PEFT LoRA or full), used for its `generate` calls.
+
+class GenerationCopy(TrainerCallback):
+    """A plain model (bf16 or fp32) mirroring `model` (PEFT LoRA or full), used for its `generate` calls.
 
     It starts stale, so the first generation (after a resumed checkpoint is loaded) syncs it; as a
     trainer callback it marks itself stale after every optimizer step. Tensor version counters cannot
     tell: fused AdamW, the Trainer's default on CPU, updates weights without bumping them.
     """
 
-    def __init__(self, model: Any, dtype: Any = None) -> None:
-        """`dtype`: the copy's, bf16 unless given (bench/bench_cpu_step.py times an fp32 copy on CPUs without
-        native bf16, where a bf16 copy is slow)."""
+    def __init__(self, model: Any, dtype: str = "bf16") -> None:
+        """`dtype`: the copy's, "bf16" or "fp32" (a CPU without native bf16 computes bf16 slowly)."""
         import torch
         from peft.tuners.lora import LoraLayer
         from transformers import AutoModelForCausalLM
@@ -35,7 +38,7 @@ class Bf16GenerationCopy(TrainerCallback):
         self.base = model.get_base_model() if hasattr(model, "get_base_model") else model
         # found once: a sync runs after every optimizer step
         self._lora_layers = {name: m for name, m in self.base.named_modules() if isinstance(m, LoraLayer)}
-        self.copy = AutoModelForCausalLM.from_config(self.base.config, dtype=dtype or torch.bfloat16)
+        self.copy = AutoModelForCausalLM.from_config(self.base.config, dtype=getattr(torch, DTYPES[dtype]))
         self.copy.generation_config = self.base.generation_config
         self.copy.eval().requires_grad_(False)
         self._targets = dict(self.copy.named_parameters())
@@ -83,10 +86,9 @@ class Bf16GenerationCopy(TrainerCallback):
             return self.copy.generate(*args, **kwargs)
 
 
-def use_generation_copy(trainer: Any, dtype: Any = None) -> Bf16GenerationCopy:
-    """Route the trainer model's `generate` (TRL's sampling, our evaluation) through a synced bf16 copy
-    (or one in `dtype`)."""
-    copy = Bf16GenerationCopy(trainer.model, dtype)
+def use_generation_copy(trainer: Any, dtype: str = "bf16") -> GenerationCopy:
+    """Route the trainer model's `generate` (TRL's sampling, our evaluation) through a synced copy in `dtype`."""
+    copy = GenerationCopy(trainer.model, dtype)
     trainer.model.generate = copy.generate
     trainer.add_callback(copy)
     return copy

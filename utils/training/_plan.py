@@ -5,7 +5,7 @@ from __future__ import annotations
 from utils.config import DataSection
 from utils.training._config import differences_from_trl
 from utils.training._distributed import describe_batch
-from utils.training._setup import BF16_COPY, TRANSFORMERS, RunSetup
+from utils.training._setup import BF16_COPY, FP32_COPY, TRANSFORMERS, RunSetup
 
 
 def _reward_line(name: str, spec: object) -> str:
@@ -30,13 +30,13 @@ def _learning_signal_lines(d: DataSection) -> list[str]:
 
 def machine_line(setup: RunSetup) -> str:
     """The machine and, on a CPU, the precision chosen for it: `CPU AVX2, no native bf16: training in fp32,
-    sampling from the fp32 policy` (the choice itself: utils.training._setup.cpu_precision)."""
+    sampling from an fp32 copy` (the choice itself: utils.training._setup.cpu_precision)."""
     hw, config = setup.hardware, setup.config
     if hw.cuda:
         return hw.describe()
     training = "training in bf16 autocast" if config.bf16 else "training in fp32"
-    if setup.generation == BF16_COPY:
-        sampling = "sampling from a bf16 copy"
+    if setup.generation in (BF16_COPY, FP32_COPY):
+        sampling = f"sampling from {'a bf16' if setup.generation == BF16_COPY else 'an fp32'} copy"
     elif setup.generation == TRANSFORMERS:
         sampling = "sampling from the fp32 policy"  # CPU weights load in fp32 (utils.models.torch_dtype)
     else:

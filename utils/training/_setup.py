@@ -45,6 +45,7 @@ ACTIVATION_BYTES = 80
 logger = logging.getLogger(__name__)
 # How completions are sampled, in the plan's words (RunSetup.generation)
 BF16_COPY = "bf16 merged copy of the policy (CPU)"
+FP32_COPY = "fp32 merged copy of the policy (CPU)"
 TRANSFORMERS = "transformers generate"
 
 
@@ -56,7 +57,8 @@ class RunSetup:
     config: Any  # trl.GRPOConfig (or Unsloth's subclass, when Unsloth patched TRL)
     reward_funcs: list[Any]
     generation: str  # how completions are sampled, in words
-    cpu_bf16_generation: bool  # sample from a bf16 merged copy of the policy (utils/training/_cpu_generation)
+    cpu_generation_copy: str | None  # "bf16" / "fp32": sample from a merged copy of the policy in that precision
+    # (utils/training/_cpu_generation); None: from the policy itself (GPU, vLLM, 4-bit, sharded, Unsloth)
     vllm_on_cpu: bool  # TRL's colocated vLLM engine on vLLM's CPU build (utils/training/_vllm_cpu)
     adjustments: list[str]  # recipe values changed for this machine or bounded by default, each with why
     data_source: str  # where the rows come from, in words
@@ -96,9 +98,9 @@ def set_up_run(recipe: Recipe | RecipeSource, hw: Hardware | None = None) -> Run
                                              recipe.rewards_on_error)
     data_source = check_run_paths(recipe)
     vllm_on_cpu = bool(config.use_vllm) and config.vllm_mode == "colocate" and not hw.cuda  # server: elsewhere
-    bf16_copy, precision_lines = cpu_precision(recipe, hw, config, backend.name)
-    return RunSetup(recipe, hw, backend, config, reward_funcs, _generation(recipe, config, backend.name, bf16_copy),
-                    bf16_copy, vllm_on_cpu, adjustments + precision_lines, data_source, processes)
+    sampling_copy, precision_lines = cpu_precision(recipe, hw, config, backend.name)
+    return RunSetup(recipe, hw, backend, config, reward_funcs, _generation(recipe, config, backend.name, sampling_copy),
+                    sampling_copy, vllm_on_cpu, adjustments + precision_lines, data_source, processes)
 
 
 def fit_to_machine(recipe: Recipe, hw: Hardware, backend: str) -> list[str]:
@@ -244,29 +246,30 @@ def _check_benchmark_sets(recipe: Recipe) -> list[str]:
             for label, found in (("decontaminate", sets), ("eval", evals)) if found]
 
 
-def cpu_precision(recipe: Recipe, hw: Hardware, config: Any, backend: str) -> tuple[bool, list[str]]:
+def cpu_precision(recipe: Recipe, hw: Hardware, config: Any, backend: str) -> tuple[str | None, list[str]]:
     """The run's CPU precision, decided once from `hw.cpu.bf16` (torch's probe, or GRPO_MATH_CPU_BF16).
 
-    Training autocasts to bf16 where that decision says so (machine_defaults), and then samples from a bf16
-    merged copy of the policy (faster than TRL's fp32 generate through the PEFT wrappers): hf backend, no
-    4-bit, no vLLM, and not under FSDP or DeepSpeed (no rank holds the whole model). Where it does not, both
-    stay fp32. A recipe that sets training.bf16 or model.cpu_bf16_generation is obeyed, with a warning where
-    it asks bf16 of a CPU without it. Returns (sample from the bf16 copy, the plan's Adjusted line for it).
+    Training autocasts to bf16 where that decision says so (machine_defaults), else stays fp32; it samples from
+    a merged copy of the policy in the same precision (faster than TRL's generate through the PEFT wrappers in
+    either): hf backend, no 4-bit, no vLLM, and not under FSDP or DeepSpeed (no rank holds the whole model). A
+    recipe that sets training.bf16 or model.cpu_bf16_generation is obeyed, with a warning where it asks bf16 of
+    a CPU without it. Returns (the copy's precision, "bf16" / "fp32", or None for none; the plan's Adjusted line).
     """
     if hw.cuda:
-        return False, []
+        return None, []
     m = recipe.model
     copy_set = m.cpu_bf16_generation is not None
     copy_possible = backend == "hf" and not config.use_vllm and not m.load_in_4bit and not shards_the_model()
     bf16_copy = copy_possible and bool(m.cpu_bf16_generation if copy_set else config.bf16)
+    copy = ("bf16" if bf16_copy else "fp32") if copy_possible else None
     _warn_bf16_without_native(recipe, hw, copy_possible)
     copy_line = f"model.cpu_bf16_generation: {str(bf16_copy).lower()}" if copy_possible and not copy_set else ""
     if "bf16" in recipe.training:
-        return bf16_copy, [f"{copy_line} (as the recipe's training.bf16; set it to choose)"] if copy_line else []
+        return copy, [f"{copy_line} (as the recipe's training.bf16; set it to choose)"] if copy_line else []
     why = ("bf16 is the fastest CPU setting measured where the CPU computes it" if hw.cpu.bf16 else
            "bf16 matmuls would run through PyTorch's scalar GEMM, ~10x slower than fp32")
     decided = ", ".join(filter(None, [f"training.bf16: {str(bool(config.bf16)).lower()}", copy_line]))
-    return bf16_copy, [f"{decided} ({hw.cpu.describe()}: {why}; set {'them' if copy_line else 'it'} in the recipe "
+    return copy, [f"{decided} ({hw.cpu.describe()}: {why}; set {'them' if copy_line else 'it'} in the recipe "
                        "to choose)"]
 
 
@@ -282,13 +285,13 @@ def _warn_bf16_without_native(recipe: Recipe, hw: Hardware, copy_possible: bool)
                        " and ".join(asked), hw.cpu.describe(), "them" if len(asked) > 1 else "it")
 
 
-def _generation(recipe: Recipe, config: Any, backend: str, bf16_copy: bool) -> str:
+def _generation(recipe: Recipe, config: Any, backend: str, copy: str | None) -> str:
     if recipe.model.fast_inference and backend == "unsloth":
         return "vLLM (Unsloth's engine)"
     if uses_vllm_server(config):
         return f"vLLM (TRL, server at {server_url(config)}, waiting up to {config.vllm_server_timeout:g} s for it)"
     if config.use_vllm:
         return f"vLLM (TRL, {config.vllm_mode})"
-    if bf16_copy:
-        return BF16_COPY
+    if copy:
+        return BF16_COPY if copy == "bf16" else FP32_COPY
     return TRANSFORMERS

@@ -214,10 +214,10 @@ def _build_trainer(setup: RunSetup, resume_from: Path | None, progress: bool, st
         from utils.training._cpu_logprobs import score_completion_tokens_only
 
         score_completion_tokens_only()  # TRL scores prompt positions too off Triton: pure cost on CPU
-    if setup.cpu_bf16_generation:
+    if setup.cpu_generation_copy:
         from utils.training._cpu_generation import use_generation_copy
 
-        use_generation_copy(trainer)
+        use_generation_copy(trainer, setup.cpu_generation_copy)
     _watch_learning_signal(trainer, recipe)
     return PreparedRun(trainer, run_dir, resume_from, stop, evaluator, len(data.train), str(data.report), monitor)
 
