@@ -127,7 +127,8 @@ def main() -> int:
     print(body)
     if not args.tiny:
         write_section("cpu-step", "CPU GRPO step on SmolLM2: TRL's defaults, ours in bf16 and in fp32",
-                      "python bench/bench_cpu_step.py", body, details={"CPU precision (torch)": cpu})
+                      f"python bench/bench_cpu_step.py --steps {args.steps} --rounds {args.rounds}", body,
+                      details={"CPU precision (torch)": cpu})
     return 0
 
 

@@ -42,6 +42,7 @@ def test_subset10k_values():
     assert recipe.data.dataset == "open-r1/OpenR1-Math-220k" and recipe.data.subset == 10_000
     assert recipe.model.load_in_4bit and recipe.model.fast_inference and recipe.lora.enabled
     assert recipe.training["learning_rate"] == 5e-6
+    assert recipe.dynamic_sampling.enabled and recipe.dynamic_sampling.max_extra_batches == 2  # issue #25's bench
 
 
 def test_extends_overrides_and_inherits():
@@ -51,6 +52,8 @@ def test_extends_overrides_and_inherits():
     assert full.training["learning_rate"] == 5e-6 and full.training["save_steps"] == 250
     assert "fp16" not in t4.training and "bf16" not in t4.training and t4.lora.r == 16  # the machine decides
     assert t4.run_name == "colab_t4"
+    assert t4.dynamic_sampling.enabled and t4.dynamic_sampling.max_extra_batches == 1  # bounded for a T4
+    assert not full.dynamic_sampling.enabled  # launched on several processes, which dynamic sampling refuses
 
 
 def test_deep_merge_none_restores_default():
