@@ -65,6 +65,36 @@ def run_script():
 
 
 @pytest.fixture
+def run_script_here(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture):
+    """`scripts/NAME.py ARGS...` in this process, through the same run_main a user's run goes through (one-line
+    errors, exit codes): returns (exit code, stdout, stderr). For paths that end before any model loads (a
+    dry run, a refused input), where a child process would spend most of its time importing torch."""
+    import importlib.util
+    import signal
+
+    from utils.cli import _stop_note, run_main
+
+    monkeypatch.setattr(signal, "signal", lambda *_: None)  # run_main's SIGTERM handler is pytest's process's
+    monkeypatch.setitem(_stop_note, "command", None)  # what the script declares for a stop, undone afterwards
+    monkeypatch.setitem(_stop_note, "saved", None)
+
+    def run(name: str, *args: str) -> tuple[int, str, str]:
+        monkeypatch.chdir(ROOT)
+        monkeypatch.syspath_prepend(str(ROOT / "scripts"))  # the scripts import their _bootstrap
+        monkeypatch.setattr(sys, "argv", [f"scripts/{name}.py", *map(str, args)])
+        spec = importlib.util.spec_from_file_location(f"script_{name}", ROOT / "scripts" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)  # `if __name__ == "__main__"` stays false: nothing runs on import
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as ended:
+            run_main(module.main, [str(a) for a in args])
+        out = capsys.readouterr()
+        return int(ended.value.code or 0), out.out, out.err
+
+    return run
+
+
+@pytest.fixture
 def cpu_kind(monkeypatch: pytest.MonkeyPatch):
     """Make torch's own CPU checks report a given CPU, probed afresh: `cpu_kind("AVX2", native_bf16=False)`
     returns detect_hardware() as it reads on such a CPU without CUDA (GRPO_MATH_CPU_BF16 unset unless `forced`)."""

@@ -182,6 +182,7 @@ def test_offline_without_a_data_folder_says_where_the_file_goes(tmp_path, monkey
         decontaminated("aime24", openr1_rows, tmp_path)
 
 
+@pytest.mark.slow  # two evaluate.py processes; find_data_dir's flag / variable / default order is tested above
 def test_evaluate_script_reads_the_folder_from_the_flag_and_from_the_variable(tiny_model_dir, tmp_path, run_script,
                                                                                monkeypatch):
     folder = write_data_folder(tmp_path / "data")

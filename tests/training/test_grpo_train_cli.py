@@ -33,15 +33,15 @@ BAD_RECIPES = {
 
 
 @pytest.mark.parametrize("case", sorted(BAD_RECIPES))
-def test_bad_recipe_exits_2_with_one_line(run_script, tmp_path, case):
+def test_bad_recipe_exits_2_with_one_line(run_script_here, tmp_path, case):
     text, expected = BAD_RECIPES[case]
     path = tmp_path / "bad.yaml"
     if text is not None:
         path.write_text(text)
-    result = run_script("grpo_train", path, "--set", f"output.dir={tmp_path / 'runs'}", "--dry-run")
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], result.stderr
+    code, _, err = run_script_here("grpo_train", path, "--set", f"output.dir={tmp_path / 'runs'}", "--dry-run")
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], err
     assert not (tmp_path / "runs").exists()
 
 
@@ -91,14 +91,14 @@ MISSING_PATHS = {
 
 
 @pytest.mark.parametrize("case", sorted(MISSING_PATHS))
-def test_dry_run_checks_every_path_the_run_reads(run_script, tmp_path, tiny_model_dir, case):
+def test_dry_run_checks_every_path_the_run_reads(run_script_here, tmp_path, tiny_model_dir, case):
     make_overrides, expected = MISSING_PATHS[case]
     sets = [f"model.name={tiny_model_dir}", f"output.dir={tmp_path / 'runs'}", *make_overrides(tmp_path)]
     args = [a for s in sets for a in ("--set", s)]
-    result = run_script("grpo_train", "recipes/smoke_cpu.yaml", *args, "--dry-run")
-    assert result.returncode == 2, result.stdout
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and expected.format(tmp=tmp_path) in lines[0], result.stderr
+    code, out, err = run_script_here("grpo_train", "recipes/smoke_cpu.yaml", *args, "--dry-run")
+    assert code == 2, out
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and expected.format(tmp=tmp_path) in lines[0], err
     assert not (tmp_path / "runs").exists()
 
 

@@ -191,18 +191,18 @@ def test_huge_prompts_are_bounded_by_default(tiny_model_dir, tmp_path):
     assert re.search(r"max_prompt_tokens +<= \d+ +-1 ", log), log  # the data report names what the bound removed
 
 
-def test_gpu_options_are_dropped_on_cpu_in_one_visible_line_unless_strict(run_script, monkeypatch):
+def test_gpu_options_are_dropped_on_cpu_in_one_visible_line_unless_strict(run_script_here, monkeypatch):
     monkeypatch.setenv("GRPO_MATH_CPU_BF16", "1")  # as on a CPU with native bf16, whichever CPU runs the tests
-    plan = run_script("grpo_train", "recipes/gsm8k.yaml", "--dry-run")
-    assert plan.returncode == 0, plan.stderr
-    assert "Adjusted   model.load_in_4bit: true -> false (no CUDA GPU" in plan.stdout
-    assert "generation: bf16 merged copy of the policy (CPU)" in plan.stdout
+    code, plan, err = run_script_here("grpo_train", "recipes/gsm8k.yaml", "--dry-run")
+    assert code == 0, err
+    assert "Adjusted   model.load_in_4bit: true -> false (no CUDA GPU" in plan
+    assert "generation: bf16 merged copy of the policy (CPU)" in plan
     # strict keeps every GPU option: fast_inference too, which on the hf backend is TRL's colocated vLLM, absent here
-    strict = run_script("grpo_train", "recipes/gsm8k.yaml", "--set", "model.strict=true", "--dry-run")
-    assert strict.returncode == 2 and "model.fast_inference" in strict.stderr and "not installed" in strict.stderr
-    strict = run_script("grpo_train", "recipes/gsm8k.yaml", "--set", "model.strict=true",
-                        "--set", "model.fast_inference=false", "--dry-run")
-    assert "4-bit: yes" in strict.stdout and "load_in_4bit: true -> false" not in strict.stdout
+    code, _, err = run_script_here("grpo_train", "recipes/gsm8k.yaml", "--set", "model.strict=true", "--dry-run")
+    assert code == 2 and "model.fast_inference" in err and "not installed" in err
+    code, strict, _ = run_script_here("grpo_train", "recipes/gsm8k.yaml", "--set", "model.strict=true",
+                                      "--set", "model.fast_inference=false", "--dry-run")
+    assert "4-bit: yes" in strict and "load_in_4bit: true -> false" not in strict
 
 
 def test_step_time_leaves_out_evaluation_and_completions_span_prompts(tiny_model_dir, tmp_path, monkeypatch):
