@@ -65,11 +65,25 @@ def run_script():
 
 
 @pytest.fixture
-def run_script_here(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture):
+def load_script(monkeypatch: pytest.MonkeyPatch):
+    """`load_script("demo")`: scripts/demo.py as a module, imported here (its `__main__` block does not run)."""
+    import importlib.util
+
+    def load(name: str):
+        monkeypatch.syspath_prepend(str(ROOT / "scripts"))  # the scripts import their _bootstrap
+        spec = importlib.util.spec_from_file_location(f"script_{name}", ROOT / "scripts" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
+
+
+@pytest.fixture
+def run_script_here(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, load_script):
     """`scripts/NAME.py ARGS...` in this process, through the same run_main a user's run goes through (one-line
     errors, exit codes): returns (exit code, stdout, stderr). For paths that end before any model loads (a
     dry run, a refused input), where a child process would spend most of its time importing torch."""
-    import importlib.util
     import signal
 
     from utils.cli import _stop_note, run_main
@@ -80,11 +94,8 @@ def run_script_here(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixtu
 
     def run(name: str, *args: str) -> tuple[int, str, str]:
         monkeypatch.chdir(ROOT)
-        monkeypatch.syspath_prepend(str(ROOT / "scripts"))  # the scripts import their _bootstrap
         monkeypatch.setattr(sys, "argv", [f"scripts/{name}.py", *map(str, args)])
-        spec = importlib.util.spec_from_file_location(f"script_{name}", ROOT / "scripts" / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)  # `if __name__ == "__main__"` stays false: nothing runs on import
+        module = load_script(name)
         capsys.readouterr()
         with pytest.raises(SystemExit) as ended:
             run_main(module.main, [str(a) for a in args])

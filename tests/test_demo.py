@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
 from tests.repo import ROOT
-
-
-def load_demo(monkeypatch):
-    monkeypatch.syspath_prepend(str(ROOT / "scripts"))  # scripts import _bootstrap from their own folder
-    spec = importlib.util.spec_from_file_location("demo_script", ROOT / "scripts" / "demo.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -50,8 +41,8 @@ def plant_comparison(folder: Path, before: int, after: int, forgotten: int, lear
     (-0.05, 0.20, "No learning shown: the change is within its 95% interval"),
     (-0.30, -0.02, "made the model worse"),
 ])
-def test_summary_says_plainly_whether_the_model_learned(tmp_path, capsys, monkeypatch, low, high, said):
-    demo = load_demo(monkeypatch)
+def test_summary_says_plainly_whether_the_model_learned(tmp_path, capsys, load_script, low, high, said):
+    demo = load_script("demo")
     compare = plant_comparison(tmp_path / "cmp", 8, 16, 1, 9, low, high)
     demo.print_summary(compare, tmp_path / "run", tmp_path / "merged",
                        "merged vs base + adapter: max |logit difference| 4.3e-05 (tolerance 0.001); greedy 32 tokens same [ok]\n", 480.0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from utils.config import DataSection
 from utils.training._config import differences_from_trl
 from utils.training._distributed import describe_batch
-from utils.training._setup import BF16_COPY, FP32_COPY, TRANSFORMERS, RunSetup
+from utils.training._setup import TRANSFORMERS, RunSetup
 
 
 def _reward_line(name: str, spec: object) -> str:
@@ -35,8 +35,8 @@ def machine_line(setup: RunSetup) -> str:
     if hw.cuda:
         return hw.describe()
     training = "training in bf16 autocast" if config.bf16 else "training in fp32"
-    if setup.generation in (BF16_COPY, FP32_COPY):
-        sampling = f"sampling from {'a bf16' if setup.generation == BF16_COPY else 'an fp32'} copy"
+    if setup.cpu_generation_copy:
+        sampling = f"sampling from {'a bf16' if setup.cpu_generation_copy == 'bf16' else 'an fp32'} copy"
     elif setup.generation == TRANSFORMERS:
         sampling = "sampling from the fp32 policy"  # CPU weights load in fp32 (utils.models.torch_dtype)
     else:

@@ -44,8 +44,6 @@ ACTIVATION_BYTES = 80
 
 logger = logging.getLogger(__name__)
 # How completions are sampled, in the plan's words (RunSetup.generation)
-BF16_COPY = "bf16 merged copy of the policy (CPU)"
-FP32_COPY = "fp32 merged copy of the policy (CPU)"
 TRANSFORMERS = "transformers generate"
 
 
@@ -293,5 +291,5 @@ def _generation(recipe: Recipe, config: Any, backend: str, copy: str | None) -> 
     if config.use_vllm:
         return f"vLLM (TRL, {config.vllm_mode})"
     if copy:
-        return BF16_COPY if copy == "bf16" else FP32_COPY
+        return f"{copy} merged copy of the policy (CPU)"
     return TRANSFORMERS
