@@ -1,13 +1,22 @@
-"""A few real GRPO steps with plain TRL, shared by the Unsloth tests (CPU and GPU).
+"""A few real GRPO steps with plain TRL, shared by the Unsloth tests (CPU and GPU); and the project's trainer on
+the smoke recipe with a planted reward, batch by batch (the dynamic-sampling tests, with either backend).
 
 Kept apart from the tests so they can switch to the project's trainer (utils/training.py) in one place.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import torch
+
+from tests.repo import ROOT
+from utils.config import load_recipe
+
+SMOKE = ROOT / "recipes" / "smoke_cpu.yaml"
+GROUP = 4  # smoke_cpu.yaml: num_generations 4, one prompt per micro-batch
 
 PROMPTS = [f"What is {a} + {b}? Put the answer in \\boxed{{}}." for a, b in zip(range(3, 11), range(5, 13), strict=True)]
 
@@ -65,3 +74,30 @@ def run_grpo_steps(model: Any, tokenizer: Any, output_dir: str, steps: int = 2, 
     )
     trainer.train()
     return trainer
+
+
+def tiny_recipe(tiny_model_dir: Path, out: Path, reward: str, *extra: str):
+    """The smoke recipe, short: no evaluation, 16-token completions, one planted reward (tests/signal_rewards)."""
+    recipe = load_recipe(SMOKE, [f"model.name={tiny_model_dir}", f"output.dir={out}", "eval.every_steps=0",
+                                 "training.max_completion_length=16", "training.save_steps=100", *extra])
+    recipe.rewards = {f"tests.signal_rewards.{reward}": 1.0}
+    return recipe
+
+
+def train_watching_batches(recipe) -> tuple[list[torch.Tensor], list[dict]]:
+    """Train; returns the advantages of each batch handed to the update (grouped) and the metrics records."""
+    from utils.training import prepare_training
+
+    run = prepare_training(recipe, progress=False)
+    filtered = run.trainer._generate_and_score_completions  # dynamic sampling's wrapper (when on)
+    batches: list[torch.Tensor] = []
+
+    def spy(inputs):
+        out = filtered(inputs)
+        batches.append(out["advantages"].view(-1, GROUP))
+        return out
+
+    run.trainer._generate_and_score_completions = spy
+    run.train()
+    records = [json.loads(line) for line in (run.run_dir / "metrics.jsonl").read_text().splitlines()]
+    return batches, [r for r in records if "loss" in r]

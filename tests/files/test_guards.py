@@ -151,6 +151,7 @@ def test_a_stop_says_nothing_was_saved_only_when_true_and_exits_128_plus_the_sig
         "def main(argv):\n"
         "    on_stop('python again.py', saved=lambda: 'with half of it kept' if len(sys.argv) > 2 else None)\n"
         "    os.kill(os.getpid(), getattr(signal, sys.argv[1]))\n"
+        # not signal.pause(): a signal another thread took before pause() began would leave it waiting forever
         "    while True:\n"
         "        time.sleep(0.05)\n"
         "run_main(main)\n")

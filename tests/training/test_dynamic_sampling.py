@@ -3,45 +3,12 @@ its cap; the recipe section that turns it on; the batch merge it relies on."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 import torch
 
-from tests.repo import ROOT
+from tests.grpo_helpers import GROUP, SMOKE, tiny_recipe, train_watching_batches
 from utils.config import load_recipe
 from utils.errors import UserError
-
-SMOKE = ROOT / "recipes" / "smoke_cpu.yaml"
-GROUP = 4  # smoke_cpu.yaml: num_generations 4, one prompt per micro-batch
-
-
-def tiny_recipe(tiny_model_dir: Path, out: Path, reward: str, *extra: str):
-    """The smoke recipe, short: no evaluation, 16-token completions, one planted reward."""
-    recipe = load_recipe(SMOKE, [f"model.name={tiny_model_dir}", f"output.dir={out}", "eval.every_steps=0",
-                                 "training.max_completion_length=16", "training.save_steps=100", *extra])
-    recipe.rewards = {f"tests.signal_rewards.{reward}": 1.0}
-    return recipe
-
-
-def train_watching_batches(recipe) -> tuple[list[torch.Tensor], list[dict]]:
-    """Train; returns the advantages of each batch handed to the update (grouped) and the metrics records."""
-    from utils.training import prepare_training
-
-    run = prepare_training(recipe, progress=False)
-    filtered = run.trainer._generate_and_score_completions  # dynamic sampling's wrapper (when on)
-    batches: list[torch.Tensor] = []
-
-    def spy(inputs):
-        out = filtered(inputs)
-        batches.append(out["advantages"].view(-1, GROUP))
-        return out
-
-    run.trainer._generate_and_score_completions = spy
-    run.train()
-    records = [json.loads(line) for line in (run.run_dir / "metrics.jsonl").read_text().splitlines()]
-    return batches, [r for r in records if "loss" in r]
 
 
 def test_batches_hold_only_groups_that_disagree_when_prompts_allow(tiny_model_dir, tmp_path):
