@@ -293,6 +293,26 @@ def test_import_gguf_gives_a_trainable_checkpoint_with_the_gguf_logits(merged, t
     assert "none.gguf: GGUF file not found" in line
 
 
+def test_loading_a_gguf_file_reads_it_once_and_leaves_the_gguf_package_as_it_was(merged, monkeypatch):
+    import gguf
+
+    from utils.models import load_gguf
+
+    opened: list[str] = []
+
+    class CountingReader(gguf.GGUFReader):
+        def __init__(self, path, *args, **kwargs) -> None:
+            opened.append(str(path))
+            super().__init__(path, *args, **kwargs)
+
+    monkeypatch.setattr(gguf, "GGUFReader", CountingReader)
+    name_map = gguf.get_tensor_name_map
+    model, tokenizer = load_gguf(merged.gguf_file)  # transformers alone reads it for config, tokenizer and weights
+    assert opened == [str(merged.gguf_file)]
+    assert gguf.GGUFReader is CountingReader and gguf.get_tensor_name_map is name_map
+    assert model.config.vocab_size == len(tokenizer)
+
+
 def test_a_pre_quantized_base_is_dequantized_with_a_warning(run_dir, tiny_model_dir, tmp_path):
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 

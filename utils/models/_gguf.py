@@ -7,8 +7,11 @@ training"): rebuild the model class from the config without the quantization ent
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +40,9 @@ def load_gguf(gguf_path: str | Path) -> tuple[Any, Any]:
             raise UserError(f"{gguf_path}: not a GGUF file (it does not start with the bytes 'GGUF')")
     folder, name = str(gguf_path.parent), gguf_path.name
     try:
-        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)
+        with _parsed_once():
+            tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+            model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)
     except _READ_ERRORS as err:
         damage = gguf_damage(gguf_path)
         if damage:
@@ -46,6 +50,23 @@ def load_gguf(gguf_path: str | Path) -> tuple[Any, Any]:
                             f"gguf reader says: {damage}): copy or download it again") from None
         raise UserError(f"{gguf_path}: cannot read as a GGUF model ({first_line(err)})") from None
     return model, tokenizer
+
+
+@contextmanager
+def _parsed_once() -> Iterator[None]:
+    """transformers reads a GGUF file whole three times to load one model and its tokenizer (config, tokenizer,
+    weights: each a gguf.GGUFReader over the file's vocabulary and merges, ~7 s for SmolLM2's) and builds gguf's
+    tensor-name map anew for each module it maps (397 times, ~10 s). Within this block each is built once: the
+    same reader (read-only: a memory map and the parsed fields) and the same map. SmolLM2: 32 -> 13 s."""
+    import gguf
+
+    reader, name_map = gguf.GGUFReader, gguf.get_tensor_name_map
+    gguf.GGUFReader = functools.lru_cache(maxsize=None)(reader)
+    gguf.get_tensor_name_map = functools.lru_cache(maxsize=None)(name_map)
+    try:
+        yield
+    finally:
+        gguf.GGUFReader, gguf.get_tensor_name_map = reader, name_map
 
 
 def gguf_damage(gguf_path: Path) -> str | None:
