@@ -23,9 +23,9 @@ setup: $(STAMP)
 # What the scripts need (make demo, study, smoke): requirements.txt alone. The dev tools (tests, lint, the
 # notebook's kernel, tensorboard) come with setup: a fresh clone's make demo skips them (30 of its 145 s of pip).
 # Each re-runs only when its requirements file changed; torch is pinned to the CPU build by constraints.txt.
-# pip compiles what it installs to bytecode on one core (half of a fresh install's time on 2 cores); --no-compile
-# and compileall on every core instead (fresh installs here: 84-113 s before, 78-92 after). compileall's failures are files for newer Pythons (torch's
-# py312 test helpers), which pip skips as well.
+# pip compiles what it installs to bytecode on one core; --no-compile and compileall on every core instead (fresh
+# runtime installs here, 2 cores: 84-113 s before, 78-92 s after). compileall's failures are files for newer
+# Pythons (torch's py312 test helpers), which pip skips as well.
 SITE    = $$($(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 COMPILE = $(PYTHON) -m compileall -qq -j 0 $(SITE) || true
 $(RSTAMP): requirements.txt constraints.txt
