@@ -21,7 +21,7 @@ TINY    := checkpoints/tiny-qwen2
 setup: $(STAMP)
 
 # What the scripts need (make demo, study, smoke): requirements.txt alone. The dev tools (tests, lint, the
-# notebook's kernel, tensorboard) come with setup: a fresh clone's make demo skips them (30 of its 145 s of pip).
+# notebook's kernel, tensorboard) come with setup: a fresh clone's make demo skips them (half a minute of pip).
 # Each re-runs only when its requirements file changed; torch is pinned to the CPU build by constraints.txt.
 # pip compiles what it installs to bytecode on one core; --no-compile and compileall on every core instead (fresh
 # runtime installs here, 2 cores: 84-113 s before, 78-92 s after). compileall's failures are files for newer
