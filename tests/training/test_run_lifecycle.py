@@ -84,6 +84,22 @@ def test_resume_records_harmless_changes_and_force_resumes_a_changed_one(finishe
     assert outcome.global_step == 4
 
 
+def test_a_run_saved_before_a_recipe_key_existed_resumes_when_the_key_stands_at_its_default(
+        finished_run, tiny_model_dir, tmp_path):
+    import yaml
+
+    run = copy_run(finished_run, tmp_path)
+    saved = yaml.safe_load((run / "recipe.resolved.yaml").read_text())
+    del saved["data"]["filters"]["decontaminate_ngram"]  # as an older version of the suite wrote it
+    (run / "recipe.resolved.yaml").write_text(yaml.safe_dump(saved))
+    with pytest.raises(UserError, match=r"data.filters.decontaminate_ngram: None -> 8"):
+        train(recipe_for(tiny_model_dir, tmp_path, "training.max_steps=3", "data.filters.decontaminate_ngram=8"),
+              resume=True)
+    outcome, log = train(recipe_for(tiny_model_dir, tmp_path, "training.max_steps=3"), resume=True)
+    assert outcome.global_step == 3 and "data.filters.decontaminate_ngram: None -> 13" in log
+    assert read_jsonl(run / "resumes.jsonl")[-1]["changes"]["data.filters.decontaminate_ngram"] == [None, 13]
+
+
 def test_a_damaged_complete_checkpoint_falls_back_to_the_previous_one(finished_run, tiny_model_dir, tmp_path):
     run = copy_run(finished_run, tmp_path)
     optimizer = run / "checkpoint-2" / "optimizer.pt"

@@ -99,7 +99,17 @@ def recipe_changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, t
 
 
 def decisive_changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
-    return [k for k in recipe_changes(before, after) if not k.startswith(HARMLESS_CHANGES)]
+    """The changed keys that make another run: not harmless, and not a recipe key added since the run was saved
+    that stands at its default (a new option defaults to what the suite did before it: the run did just that)."""
+    saved, defaults = flatten(before), _section_defaults()
+    return [k for k, (_, value) in recipe_changes(before, after).items() if not k.startswith(HARMLESS_CHANGES)
+            and not (k not in saved and k in defaults and value == defaults[k])]
+
+
+def _section_defaults() -> dict[str, Any]:
+    """{dotted key: default} for the sections' fields. Not rewards (a reward absent from a recipe is one it does
+    not use) nor training (only what a recipe sets is kept; TRL's own defaults are another matter)."""
+    return {k: v for k, v in flatten(Recipe().to_dict()).items() if not k.startswith(("rewards.", "training."))}
 
 
 def _check_same_run(recipe: Recipe, saved: dict[str, Any] | None, step: int, force: bool,
@@ -109,7 +119,7 @@ def _check_same_run(recipe: Recipe, saved: dict[str, Any] | None, step: int, for
     if saved is None:
         return
     changes = recipe_changes(saved, recipe.to_dict())
-    decisive = [k for k in changes if not k.startswith(HARMLESS_CHANGES)]
+    decisive = decisive_changes(saved, recipe.to_dict())
     if decisive and not force:
         shown = "; ".join(f"{k}: {changes[k][0]!r} -> {changes[k][1]!r}" for k in decisive[:4])
         more = f" and {len(decisive) - 4} more" if len(decisive) > 4 else ""
