@@ -19,7 +19,8 @@ from pathlib import Path
 import _bootstrap  # noqa: F401  (puts the repo root on sys.path)
 
 from utils.cli import on_stop, rerun_command, run_main
-from utils.export import DTYPES, GGUF_TYPES, ExportOptions, export
+from utils.export import GGUF_TYPES, ExportOptions, export
+from utils.models import PRECISIONS
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -28,7 +29,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", required=True, type=Path, help="folder to write (must not exist or be empty)")
     parser.add_argument("--checkpoint", type=int, metavar="N", help="export checkpoint-N of the run instead of best/")
     parser.add_argument("--base", help="base model to merge onto (default: the adapter's recorded base)")
-    parser.add_argument("--dtype", choices=sorted(DTYPES), help="weights of the export (default: the base's own)")
+    parser.add_argument("--dtype", choices=sorted(PRECISIONS), help="weights of the export (default: the base's own)")
     parser.add_argument("--adapter-only", action="store_true", help="export the cleaned adapter, not a merged model")
     parser.add_argument("--gguf", choices=GGUF_TYPES, help="also write a GGUF file for llama.cpp / Ollama")
     parser.add_argument("--no-verify", action="store_true", help="skip the reload-and-compare check (said in the card)")

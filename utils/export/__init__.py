@@ -8,12 +8,10 @@ from utils.export._atomic import staged_folder
 from utils.export._export import ExportOptions, ExportResult, export
 from utils.export._gguf_out import GGUF_TYPES
 from utils.export._import import ImportResult, import_gguf
-from utils.export._merge import DTYPES
 from utils.export._source import ExportSource, find_source
 from utils.export._verify import TOLERANCES
 
 __all__ = [
-    "DTYPES",
     "GGUF_TYPES",
     "TOLERANCES",
     "ExportOptions",

@@ -8,9 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from utils.errors import UserError, first_line
-from utils.models import record_base
-
-DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+from utils.models import PRECISIONS, record_base
 
 
 def load_base(base: str) -> Any:
@@ -80,7 +78,7 @@ def merged_model(peft_model: Any) -> Any:
 def cast(model: Any, dtype: str) -> Any:
     import torch
 
-    return model.to(getattr(torch, DTYPES[dtype]))
+    return model.to(getattr(torch, PRECISIONS[dtype]))
 
 
 def default_dtype(base: str) -> str:
@@ -88,7 +86,7 @@ def default_dtype(base: str) -> str:
     from transformers import AutoConfig
 
     stored = str(getattr(AutoConfig.from_pretrained(base), "dtype", "") or "").removeprefix("torch.")
-    return {"bfloat16": "bf16", "float16": "fp16"}.get(stored, "fp32")
+    return {name: short for short, name in PRECISIONS.items()}.get(stored, "fp32")
 
 
 def export_size_bytes(model: Any, dtype: str, gguf: str | None) -> int:

@@ -21,6 +21,7 @@ from utils.models._gpu import (
 )
 from utils.models._hardware import CPU_BF16_ENV, CpuPrecision, Hardware, detect_hardware, probe_cpu
 from utils.models._loading import (
+    PRECISIONS,
     BackendChoice,
     LoadedModel,
     check_model_source,
@@ -52,6 +53,7 @@ __all__ = [
     "GpuInfo",
     "MIN_COMPUTE_CAPABILITY",
     "MIN_DRIVER",
+    "PRECISIONS",
     "PINNED_CUDA_MAJOR",
     "QWEN2_SHAPES",
     "gpu_problem",

@@ -100,6 +100,10 @@ def check_model_source(name: str) -> None:
             raise UserError(f"{what}: {path}: no such folder (and not a hub id of the form owner/name)")
 
 
+# Short precision names (merge_lora.py --dtype, the CPU sampling copy) -> torch's dtype names.
+PRECISIONS = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+
+
 def torch_dtype(choice: str, hw: Hardware) -> Any:
     import torch
 

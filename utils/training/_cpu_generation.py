@@ -18,7 +18,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-DTYPES = {"bf16": "bfloat16", "fp32": "float32"}  # the copy's precision, as RunSetup.cpu_generation_copy names it
+from utils.models import PRECISIONS
 
 
 class GenerationCopy(TrainerCallback):
@@ -38,7 +38,7 @@ class GenerationCopy(TrainerCallback):
         self.base = model.get_base_model() if hasattr(model, "get_base_model") else model
         # found once: a sync runs after every optimizer step
         self._lora_layers = {name: m for name, m in self.base.named_modules() if isinstance(m, LoraLayer)}
-        self.copy = AutoModelForCausalLM.from_config(self.base.config, dtype=getattr(torch, DTYPES[dtype]))
+        self.copy = AutoModelForCausalLM.from_config(self.base.config, dtype=getattr(torch, PRECISIONS[dtype]))
         self.copy.generation_config = self.base.generation_config
         self.copy.eval().requires_grad_(False)
         self._targets = dict(self.copy.named_parameters())
