@@ -84,12 +84,17 @@ def tiny_recipe(tiny_model_dir: Path, out: Path, reward: str, *extra: str):
     return recipe
 
 
-def train_watching_batches(recipe) -> tuple[list[torch.Tensor], list[dict]]:
-    """Train; returns the advantages of each batch handed to the update (grouped) and the metrics records."""
+def train_watching_batches(recipe, rounds: list[int] | None = None) -> tuple[list[torch.Tensor], list[dict]]:
+    """Train; returns the advantages of each batch handed to the update (grouped) and the metrics records.
+    `rounds`, with dynamic sampling on, gets the rows of each generation round it asked TRL for."""
     from utils.training import prepare_training
 
     run = prepare_training(recipe, progress=False)
     filtered = run.trainer._generate_and_score_completions  # dynamic sampling's wrapper (when on)
+    if rounds is not None:
+        sampler = filtered.__self__
+        generate = sampler._generate_and_score
+        sampler._generate_and_score = lambda inputs: rounds.append(len(inputs)) or generate(inputs)
     batches: list[torch.Tensor] = []
 
     def spy(inputs):

@@ -42,6 +42,19 @@ def test_the_cap_bounds_extra_generation_and_the_step_trains_on_what_it_has(tiny
         assert m["frac_reward_zero_std"] == 1
 
 
+def test_oversampling_generates_larger_rounds_and_trains_on_the_batch_size(tiny_model_dir, tmp_path):
+    # one prompt a step (4 rows); each round generates 3 prompts (12 rows): TRL's, then two drawn at random
+    recipe = tiny_recipe(tiny_model_dir, tmp_path, "half_constant", "training.max_steps=3",
+                         "dynamic_sampling.enabled=true", "dynamic_sampling.max_extra_batches=10",
+                         "dynamic_sampling.oversample=2.5")
+    rounds: list[int] = []
+    batches, steps = train_watching_batches(recipe, rounds)
+    assert rounds and set(rounds) == {3 * GROUP}
+    assert len(batches) == 3 and all(groups.shape == (1, GROUP) for groups in batches)  # the batch keeps its size
+    assert all((groups.abs().amax(dim=1) > 0).all() for groups in batches)  # and holds a group that disagrees
+    assert all(m["dynamic_sampling/cap_hit"] == 0 for m in steps)
+
+
 @pytest.mark.slow  # a third tiny run, for the test's own teeth; the metrics above show groups were dropped
 def test_without_dynamic_sampling_agreeing_groups_are_trained_on(tiny_model_dir, tmp_path):
     """The planted reward does what the tests above rely on: without the filter, all-agree groups reach the update."""
@@ -103,6 +116,8 @@ def test_recipe_section_is_checked(tiny_model_dir, tmp_path):
         load_recipe(SMOKE, ["dynamic_sampling.max_extra_batches=0"])
     with pytest.raises(UserError, match=r"dynamic_sampling.enable: unknown key \(did you mean 'enabled'\?\)"):
         load_recipe(SMOKE, ["dynamic_sampling.enable=true"])
+    with pytest.raises(UserError, match=r"dynamic_sampling.oversample: must be between 1 and 16 .*got 0.5"):
+        load_recipe(SMOKE, ["dynamic_sampling.oversample=0.5"])
     recipe = load_recipe(SMOKE, ["dynamic_sampling.enabled=true", "dynamic_sampling.max_extra_batches=4"])
     assert recipe.dynamic_sampling.enabled and recipe.dynamic_sampling.max_extra_batches == 4
     assert load_recipe(SMOKE).dynamic_sampling.enabled is False  # off unless asked for
@@ -133,6 +148,9 @@ def test_plan_names_dynamic_sampling(tiny_model_dir, tmp_path):
 
     on = tiny_recipe(tiny_model_dir, tmp_path, "constant", "dynamic_sampling.enabled=true")
     assert "Sampling   dynamic: groups whose rewards all agree are dropped" in format_plan(set_up_run(on))
+    larger = tiny_recipe(tiny_model_dir, tmp_path, "constant", "dynamic_sampling.enabled=true",
+                         "dynamic_sampling.oversample=2")
+    assert "a step; each generates 2x the prompts trained on" in format_plan(set_up_run(larger))
     off = tiny_recipe(tiny_model_dir, tmp_path, "constant")
     assert "Sampling" not in format_plan(set_up_run(off))
 

@@ -143,6 +143,7 @@ class DynamicSamplingSection:
     # the batch is filled from further prompts before the update. Ours, not TRL's: it has no such option.
     enabled: bool = False
     max_extra_batches: int = 3  # extra generation batches per step at most; then train on what was kept
+    oversample: float = 1.0  # each round generates this many times the prompts a step trains on, the rest random
 
 
 SECTIONS: dict[str, type] = {

@@ -323,6 +323,9 @@ def _check_consistency(recipe: Recipe, where: str) -> None:
     if recipe.dynamic_sampling.max_extra_batches < 1:
         raise UserError(f"{where}: dynamic_sampling.max_extra_batches: must be >= 1 (extra generation batches a "
                         f"step may draw), got {recipe.dynamic_sampling.max_extra_batches}")
+    if not 1.0 <= recipe.dynamic_sampling.oversample <= 16.0:
+        raise UserError(f"{where}: dynamic_sampling.oversample: must be between 1 and 16 (prompts generated a round, "
+                        f"as a multiple of those a step trains on), got {recipe.dynamic_sampling.oversample}")
     columns = recipe.data.columns
     if recipe.data.format == "generic" and ("problem" not in columns or not {"answer", "solution"} & set(columns)):
         raise UserError(

@@ -71,9 +71,10 @@ def format_plan(setup: RunSetup) -> str:
         else "Eval       off during training",
     ]
     if recipe.dynamic_sampling.enabled:
-        cap = recipe.dynamic_sampling.max_extra_batches
+        cap, oversample = recipe.dynamic_sampling.max_extra_batches, recipe.dynamic_sampling.oversample
         lines.append("Sampling   dynamic: groups whose rewards all agree are dropped and the batch refilled, up to "
-                     f"{cap} extra generation batch{'' if cap == 1 else 'es'} a step")
+                     f"{cap} extra generation batch{'' if cap == 1 else 'es'} a step"
+                     + (f"; each generates {oversample:g}x the prompts trained on" if oversample > 1 else ""))
     lines += [("Adjusted   " if i == 0 else "           ") + line for i, line in enumerate(setup.adjustments)]
     lines.append("GRPOConfig (values that differ from TRL's defaults on this machine)")
     diff = differences_from_trl(config, hw)

@@ -230,7 +230,8 @@ def _watch_learning_signal(trainer: Any, recipe: Recipe) -> None:
     if recipe.dynamic_sampling.enabled:
         from utils.training._dynamic_sampling import use_dynamic_sampling
 
-        use_dynamic_sampling(trainer, groups, recipe.dynamic_sampling.max_extra_batches)
+        sampling = recipe.dynamic_sampling
+        use_dynamic_sampling(trainer, groups, sampling.max_extra_batches, sampling.oversample)
 
 
 def _evaluator(recipe: Recipe, watched: list[Any], tokenizer: Any, monitor: Any) -> Any:
