@@ -92,8 +92,8 @@ def run_script_here(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixtu
     monkeypatch.setitem(_stop_note, "command", None)  # what the script declares for a stop, undone afterwards
     monkeypatch.setitem(_stop_note, "saved", None)
 
-    def run(name: str, *args: str) -> tuple[int, str, str]:
-        monkeypatch.chdir(ROOT)
+    def run(name: str, *args: str, cwd: Path = ROOT) -> tuple[int, str, str]:
+        monkeypatch.chdir(cwd)
         monkeypatch.setattr(sys, "argv", [f"scripts/{name}.py", *map(str, args)])
         module = load_script(name)
         capsys.readouterr()

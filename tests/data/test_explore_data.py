@@ -59,16 +59,16 @@ def test_explore_sample_writes_report_and_charts(run_script, tmp_path):
     assert all((out / c).read_bytes().startswith(PNG) for c in charts)
 
 
-def test_default_report_folder_is_named_after_the_last_path_part(run_script, tmp_path):
+def test_default_report_folder_is_named_after_the_last_path_part(run_script_here, tmp_path):
     # `explore_data.py ../shared/data/gsm8k` wrote to checkpoints/explore/.._shared_data_gsm8k (hidden by ls)
     (tmp_path / "gsm8k").mkdir()
     (tmp_path / "gsm8k" / "train.jsonl").write_text(SAMPLE_OPENR1.read_text())
     work = tmp_path / "work"
     work.mkdir()
     for target, name in (("../gsm8k", "gsm8k"), ("../gsm8k/", "gsm8k"), ("../gsm8k/train.jsonl", "train")):
-        result = run_script("explore_data", target, "--no-progress", "--samples", "0", cwd=work)
-        assert result.returncode == 0, result.stderr
-        assert f"report: {Path('checkpoints') / 'explore' / name / 'report.md'}" in result.stdout
+        code, out, err = run_script_here("explore_data", target, "--no-progress", "--samples", "0", cwd=work)
+        assert code == 0, err
+        assert f"report: {Path('checkpoints') / 'explore' / name / 'report.md'}" in out
     assert sorted(p.name for p in (work / "checkpoints" / "explore").iterdir()) == ["gsm8k", "train"]
 
 
