@@ -147,15 +147,15 @@ def test_a_missing_pass_rate_file_is_one_line_naming_the_command(workdir, tiny_m
                                                                           "pass_rate_file": "nowhere.jsonl"}))
 
 
-def test_the_dry_run_checks_the_pass_rate_file(workdir, tiny_model_dir, run_script):
+def test_the_dry_run_checks_the_pass_rate_file(workdir, tiny_model_dir, run_script_here):
     (workdir / "r.yaml").write_text(
         f"model: {{name: {tiny_model_dir}, backend: hf, max_seq_length: 256}}\n"
         "data: {dataset: synthetic, kind: word, n: 30, validation: 5, filters: {pass_rate: [0.1, 0.9]}}\n"
         "training: {max_completion_length: 16, num_generations: 2, per_device_train_batch_size: 2}\n"
         "eval: {every_steps: 0}\n")
-    result = run_script("grpo_train", "r.yaml", "--dry-run", cwd=workdir)
-    assert result.returncode == 2, result.stderr
-    assert result.stderr.strip().splitlines() == [
+    code, _, err = run_script_here("grpo_train", "r.yaml", "--dry-run", cwd=workdir)
+    assert code == 2, err
+    assert err.strip().splitlines() == [
         "error: data.filters.pass_rate: no pass rates for this recipe's model, data, prompt and sampling in "
         ".cache/pass_rates/ (make them with: python scripts/pass_rate.py r.yaml --k 8, with the same --set options)"]
 

@@ -224,16 +224,16 @@ def test_sigterm_in_stage_two_then_resume_keeps_what_finished_and_gives_the_same
     (lambda s: s["stages"][1].update({"recipe": "nope.yaml"}), r"stages\[1\]\.recipe: .*nope.yaml: recipe file not"),
     (lambda s: s["stages"][0].update({"task": "gsm8k"}), r"stages\[0\]\.task: 'gsm8k' is not one of the benchmarks"),
 ])
-def test_a_bad_study_file_is_one_line_and_exit_2_before_any_model_loads(run_script, tiny_model_dir, tmp_path, change,
-                                                                        message):
+def test_a_bad_study_file_is_one_line_and_exit_2_before_any_model_loads(run_script_here, tiny_model_dir, tmp_path,
+                                                                        change, message):
     path = write_study(tmp_path, tiny_model_dir)
     study = yaml.safe_load(path.read_text())
     change(study)
     path.write_text(yaml.safe_dump(study))
-    done = run_script("study", path)
-    assert done.returncode == 2, done.stdout + done.stderr
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in done.stderr
+    code, out, err = run_script_here("study", path)
+    assert code == 2, out + err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err
     import re
 
     assert re.search(message, lines[0]), lines[0]
@@ -249,10 +249,10 @@ def test_a_missing_starting_model_is_refused_by_the_checks(tiny_model_dir, tmp_p
         check_study(read_study(path))
 
 
-def test_dry_run_prints_the_plan_and_writes_nothing(run_script, tiny_model_dir, tmp_path):
+def test_dry_run_prints_the_plan_and_writes_nothing(run_script_here, tiny_model_dir, tmp_path):
     path = write_study(tmp_path, tiny_model_dir)
-    done = run_script("study", path, "--dry-run")
-    assert done.returncode == 0, done.stderr
-    assert "2. arith:" in done.stdout and "from stage sample's trained model" in done.stdout
-    assert "mini <- " in done.stdout and "validation split of stage arith" in done.stdout
+    code, out, err = run_script_here("study", path, "--dry-run")
+    assert code == 0, err
+    assert "2. arith:" in out and "from stage sample's trained model" in out
+    assert "mini <- " in out and "validation split of stage arith" in out
     assert not (tmp_path / "studies").exists()

@@ -11,15 +11,14 @@ import pytest
 from tests.repo import ROOT
 
 
-def test_dry_run_subset10k_prints_plan(run_script):
-    result = run_script("grpo_train", "recipes/subset10k.yaml", "--dry-run")
-    assert result.returncode == 0, result.stderr
-    out = result.stdout
+def test_dry_run_subset10k_prints_plan(run_script_here):
+    code, out, err = run_script_here("grpo_train", "recipes/subset10k.yaml", "--dry-run")
+    assert code == 0, err
     assert "Backend    hf: auto: no CUDA GPU on this machine" in out
     assert "open-r1/OpenR1-Math-220k [default]" in out and "subset: 10000" in out
     assert "accuracy x 1.0" in out and "learning_rate" in out and "(TRL: 1e-06)" in out
     assert "Output     checkpoints/subset10k/" in out
-    assert "Traceback" not in result.stderr
+    assert "Traceback" not in err
 
 
 BAD_RECIPES = {
@@ -54,11 +53,11 @@ def test_malformed_set_exits_2(run_script):
 
 
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vLLM is installed here")
-def test_use_vllm_without_vllm_exits_2_and_says_how_to_get_it(run_script, tmp_path):
-    result = run_script("grpo_train", "recipes/smoke_cpu.yaml", "--set", "training.use_vllm=true",
-                        "--set", f"output.dir={tmp_path}", "--dry-run")
-    assert result.returncode == 2
-    assert result.stderr.strip() == ("error: training.use_vllm: true, but vLLM is not installed here (make setup-gpu "
+def test_use_vllm_without_vllm_exits_2_and_says_how_to_get_it(run_script_here, tmp_path):
+    code, _, err = run_script_here("grpo_train", "recipes/smoke_cpu.yaml", "--set", "training.use_vllm=true",
+                                   "--set", f"output.dir={tmp_path}", "--dry-run")
+    assert code == 2
+    assert err.strip() == ("error: training.use_vllm: true, but vLLM is not installed here (make setup-gpu "
                                      "on a CUDA machine, make setup-vllm for vLLM's CPU build)")
 
 
