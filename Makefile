@@ -21,16 +21,18 @@ TINY    := checkpoints/tiny-qwen2
 setup: $(STAMP)
 
 # What the scripts need (make demo, study, smoke): requirements.txt alone. The dev tools (tests, lint, the
-# notebook's kernel, tensorboard) come with setup: a fresh clone's make demo skips them (half a minute of pip).
+# notebook's kernel, tensorboard) come with setup: a fresh clone's make demo skips them.
 # Each re-runs only when its requirements file changed; torch is pinned to the CPU build by constraints.txt.
-# uv installs .venv's packages: the versions pip picks (pip freeze the same, pip check clean) in 8 s where pip took 54 s
+# uv installs the packages (.venv, .venv-unsloth, .venv-vllm): the versions pip picks (.venv: pip freeze the same, pip
+# check clean; the other two: the same pins, a few unpinned packages a patch release newer) in 8 s where pip took 54 s
 # on 2 cores (a fresh venv, 2026-12-07). uv reads no pip.conf: a wheel folder or index that pip is given through the
 # environment (PIP_FIND_LINKS, PIP_INDEX_URL) is passed on. Bytecode: written as modules are first imported, Python's
 # default, which make keeps where a shell turned it off (PYTHONDONTWRITEBYTECODE: every process would compile torch
 # and transformers again, ~18 s each); compiling all of site-packages up front took 44 s, mostly modules never imported.
 UV      := $(BIN)/uv
-INSTALL  = $(UV) pip install -q --python $(PYTHON) -c constraints.txt $(foreach l,$(PIP_FIND_LINKS),--find-links $(l)) \
+UV_PIP   = $(UV) pip install -q -c constraints.txt $(foreach l,$(PIP_FIND_LINKS),--find-links $(l)) \
            $(if $(PIP_INDEX_URL),--index-url $(PIP_INDEX_URL))
+INSTALL  = $(UV_PIP) --python $(PYTHON)
 export PYTHONDONTWRITEBYTECODE :=
 $(UV): constraints.txt
 	test -x $(PYTHON) || $(PY) -m venv $(VENV)
@@ -76,9 +78,9 @@ gpu-check:
 # not exist") and nothing we run needs it: removed after the install.
 setup-unsloth: $(USTAMP)
 
-$(USTAMP): requirements-unsloth.txt requirements-dev.txt constraints.txt
+$(USTAMP): requirements-unsloth.txt requirements-dev.txt constraints.txt | $(UV)
 	test -x $(UPYTHON) || $(PY) -m venv $(UVENV)
-	$(UPYTHON) -m pip install -q -c constraints.txt -r requirements-unsloth.txt
+	$(UV_PIP) --python $(UPYTHON) -r requirements-unsloth.txt
 	$(UPYTHON) -m pip uninstall -q -y torchvision
 	$(UPYTHON) -c "import unsloth, trl; print('unsloth', unsloth.__version__, 'trl', trl.__version__)"
 	touch $@
@@ -90,9 +92,9 @@ test-unsloth: $(USTAMP)
 # Its PyPI torchvision/torchaudio/torchcodec are CUDA builds that break imports beside CPU torch: removed.
 setup-vllm: $(VSTAMP)
 
-$(VSTAMP): requirements-vllm.txt requirements-dev.txt constraints.txt
+$(VSTAMP): requirements-vllm.txt requirements-dev.txt constraints.txt | $(UV)
 	test -x $(VPYTHON) || $(PY) -m venv $(VVENV)
-	$(VPYTHON) -m pip install -q -c constraints.txt -r requirements-vllm.txt
+	$(UV_PIP) --python $(VPYTHON) -r requirements-vllm.txt
 	$(VPYTHON) -m pip uninstall -q -y torchvision torchaudio torchcodec
 	$(VPYTHON) -c "import vllm, trl; print('vllm', vllm.__version__, 'trl', trl.__version__)"
 	touch $@
