@@ -58,7 +58,7 @@ def test_use_vllm_without_vllm_exits_2_and_says_how_to_get_it(run_script_here, t
                                    "--set", f"output.dir={tmp_path}", "--dry-run")
     assert code == 2
     assert err.strip() == ("error: training.use_vllm: true, but vLLM is not installed here (make setup-gpu "
-                                     "on a CUDA machine, make setup-vllm for vLLM's CPU build)")
+                           "on a CUDA machine, make setup-vllm for vLLM's CPU build)")
 
 
 def _adapter_without_base(tmp_path):

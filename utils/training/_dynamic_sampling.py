@@ -12,7 +12,8 @@ first) from prompts drawn at random from the training set, seeded by the run's s
 sampler position to save: a resumed run draws the same prompts, and TRL's own dataloader (whose position the
 checkpoint restores) is never touched. `oversample` > 1 makes every round larger than the batch trained on (verl's
 gen_batch_size over train_batch_size): TRL's prompts plus seeded random ones (round 0), so one round more often
-holds enough groups that disagree, for fewer, larger generations (on CPU a round of 16 rows cost 1.5x one of 8). After `max_extra_batches` rounds the step trains on what it kept, the
+holds enough groups that disagree, for fewer, larger generations (on CPU a round of 16 rows cost 1.5x one of 8).
+After `max_extra_batches` rounds the step trains on what it kept, the
 rest of the batch filled with all-agree groups, whose advantage is zero (as without dynamic sampling); the
 metrics say so (dynamic_sampling/cap_hit, filled_fraction).
 
@@ -64,7 +65,8 @@ class DynamicSampler:
             return self._generate_and_score(inputs)
         size = trainer.num_generations
         needed = len(inputs) // size
-        drawn = max(needed, math.ceil(needed * self.oversample - 1e-9))  # groups generated each round
+        # groups generated each round; the epsilon keeps float error from adding one (10 x 1.1 = 11.000000000000002)
+        drawn = max(needed, math.ceil(needed * self.oversample - 1e-9))
         outputs, spread = [], []
         self._score(inputs + self.extra_inputs(drawn - needed, 0), drawn, outputs, spread)
         started = time.perf_counter()

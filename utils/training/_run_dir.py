@@ -101,8 +101,12 @@ def recipe_changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, t
 def decisive_changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     """The changed keys that make another run: not harmless, and not a recipe key added since the run was saved
     that stands at its default (a new option defaults to what the suite did before it: the run did just that)."""
+    return _decisive(recipe_changes(before, after), before)
+
+
+def _decisive(changes: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> list[str]:
     saved, defaults = flatten(before), _section_defaults()
-    return [k for k, (_, value) in recipe_changes(before, after).items() if not k.startswith(HARMLESS_CHANGES)
+    return [k for k, (_, value) in changes.items() if not k.startswith(HARMLESS_CHANGES)
             and not (k not in saved and k in defaults and value == defaults[k])]
 
 
@@ -119,7 +123,7 @@ def _check_same_run(recipe: Recipe, saved: dict[str, Any] | None, step: int, for
     if saved is None:
         return
     changes = recipe_changes(saved, recipe.to_dict())
-    decisive = decisive_changes(saved, recipe.to_dict())
+    decisive = _decisive(changes, saved)
     if decisive and not force:
         shown = "; ".join(f"{k}: {changes[k][0]!r} -> {changes[k][1]!r}" for k in decisive[:4])
         more = f" and {len(decisive) - 4} more" if len(decisive) > 4 else ""
