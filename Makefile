@@ -29,13 +29,15 @@ setup: $(STAMP)
 # environment (PIP_FIND_LINKS, PIP_INDEX_URL) is passed on. Bytecode: written as modules are first imported, Python's
 # default, which make keeps where a shell turned it off (PYTHONDONTWRITEBYTECODE: every process would compile torch
 # and transformers again, ~18 s each); compiling all of site-packages up front took 44 s, mostly modules never imported.
+# A venv stopped midway (Ctrl-C in ensurepip) has a python but no working pip: made again from scratch.
+MKVENV   = $(1)/bin/python -m pip --version >/dev/null 2>&1 || $(PY) -m venv --clear $(1)
 UV      := $(BIN)/uv
 UV_PIP   = $(UV) pip install -q -c constraints.txt $(foreach l,$(PIP_FIND_LINKS),--find-links $(l)) \
            $(if $(PIP_INDEX_URL),--index-url $(PIP_INDEX_URL))
 INSTALL  = $(UV_PIP) --python $(PYTHON)
 export PYTHONDONTWRITEBYTECODE :=
 $(UV): constraints.txt
-	test -x $(PYTHON) || $(PY) -m venv $(VENV)
+	$(call MKVENV,$(VENV))
 	$(PIP) install -q -c constraints.txt uv
 	touch $@
 
@@ -79,7 +81,7 @@ gpu-check:
 setup-unsloth: $(USTAMP)
 
 $(USTAMP): requirements-unsloth.txt requirements-dev.txt constraints.txt | $(UV)
-	test -x $(UPYTHON) || $(PY) -m venv $(UVENV)
+	$(call MKVENV,$(UVENV))
 	$(UV_PIP) --python $(UPYTHON) -r requirements-unsloth.txt
 	$(UPYTHON) -m pip uninstall -q -y torchvision
 	$(UPYTHON) -c "import unsloth, trl; print('unsloth', unsloth.__version__, 'trl', trl.__version__)"
@@ -93,7 +95,7 @@ test-unsloth: $(USTAMP)
 setup-vllm: $(VSTAMP)
 
 $(VSTAMP): requirements-vllm.txt requirements-dev.txt constraints.txt | $(UV)
-	test -x $(VPYTHON) || $(PY) -m venv $(VVENV)
+	$(call MKVENV,$(VVENV))
 	$(UV_PIP) --python $(VPYTHON) -r requirements-vllm.txt
 	$(VPYTHON) -m pip uninstall -q -y torchvision torchaudio torchcodec
 	$(VPYTHON) -c "import vllm, trl; print('vllm', vllm.__version__, 'trl', trl.__version__)"
