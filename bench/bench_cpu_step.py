@@ -18,6 +18,14 @@ dropped; medians are reported.
                                                                            # that every row runs; writes nothing
 
 On an AVX2-only CPU the bf16 rows take about 3 minutes per step: `--steps 3 --rounds 1` keeps it to an hour.
+Each kind of CPU keeps its own section (by torch's capability and native bf16); a newer x86 CPU measures the AVX2
+kind with torch, oneDNN and MKL limited to AVX2 (utils.models.AVX2_ONLY_ENV), which the header then names:
+
+    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 \
+        .venv/bin/python bench/bench_cpu_step.py --steps 2 --rounds 1
+
+`--fp32-only` runs the fp32 rows alone (their own section): what each speed-up buys there, with the steps to see
+it, where the bf16 rows would take hours.
 """
 
 from __future__ import annotations
@@ -94,13 +102,16 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--tiny", action="store_true", help="the tiny random model: check the rows run; write nothing")
+    parser.add_argument("--fp32-only", action="store_true", help="the fp32 rows alone, TRL in fp32 the baseline")
     args = parser.parse_args()
     quiet_libraries()
     from utils.config import load_recipe
-    from utils.models import CPU_BF16_ENV, probe_cpu
+    from utils.models import CPU_BF16_ENV, isa_limits, probe_cpu
 
-    cpu = probe_cpu().describe()  # torch's own checks, before any row forces the decision
-    times: dict[str, list[float]] = {row.label: [] for row in ROWS}
+    probe = probe_cpu()  # torch's own checks, before any row forces the decision
+    cpu = probe.describe()
+    rows = tuple(row for row in ROWS if not (args.fp32_only and row.bf16))
+    times: dict[str, list[float]] = {row.label: [] for row in rows}
     forced = os.environ.get(CPU_BF16_ENV)
     with tempfile.TemporaryDirectory() as tmp:
         model, data, name = model_and_data(args.tiny, Path(tmp))
@@ -116,7 +127,7 @@ def main() -> int:
                                                            "generation_kwargs")}}
         try:
             for r in range(args.rounds):
-                for row in (ROWS if r % 2 == 0 else ROWS[::-1]):
+                for row in (rows if r % 2 == 0 else rows[::-1]):
                     print(f"round {r + 1}/{args.rounds}: {row.label}", flush=True)
                     times[row.label] += run_row(row, recipe, trl_defaults)[1:]
         finally:  # the caller's setting back
@@ -126,24 +137,30 @@ def main() -> int:
     body = report(times, cpu, name, args)
     print(body)
     if not args.tiny:
-        write_section("cpu-step", "CPU GRPO step on SmolLM2: TRL's defaults, ours in bf16 and in fp32",
-                      f"python bench/bench_cpu_step.py --steps {args.steps} --rounds {args.rounds}", body,
+        kind = probe.capability + (" with native bf16" if probe.native_bf16 else "")
+        limits = " ".join(f"{key}={value}" for key, value in isa_limits().items())  # the command reruns as is
+        what = "the fp32 rows" if args.fp32_only else "TRL's defaults, ours in bf16 and in fp32"
+        write_section(f"cpu-step-{kind.lower().replace(' ', '-')}" + ("-fp32" if args.fp32_only else ""),
+                      f"CPU GRPO step on SmolLM2, CPU {kind}: {what}",
+                      f"{limits + ' ' if limits else ''}python bench/bench_cpu_step.py --steps {args.steps} "
+                      f"--rounds {args.rounds}{' --fp32-only' if args.fp32_only else ''}", body,
                       details={"CPU precision (torch)": cpu})
     return 0
 
 
 def report(times: dict[str, list[float]], cpu: str, name: str, args: argparse.Namespace) -> str:
     medians = {label: statistics.median(t) if t else float("nan") for label, t in times.items()}
-    base = medians[ROWS[0].label]
+    base_label = next(iter(times))  # TRL's defaults; TRL in fp32 with --fp32-only
+    base = medians[base_label]
     lines = [f"| {label} | {m:.2f} | {base / m:.2f}x |" for label, m in medians.items()]
     return "\n".join([
         f"{cpu}. {name}, LoRA r=16 all-linear, {PROMPTS} prompts x {GENS} generations x {TOKENS} tokens "
         f"(forced full length), {args.rounds} rounds of {args.steps} steps per row, first step of each run "
         "dropped, row order alternating by round. Our rows force the CPU decision with GRPO_MATH_CPU_BF16 (1: "
         "bf16, 0: fp32); the fp32 rows below ours take one speed-up away each. "
-        "Speed-up = TRL defaults / row.", "",
-        "| configuration | median s/step | speed-up vs TRL defaults |", "|---|---:|---:|", *lines, "",
-        f"Steps timed per row: {len(times[ROWS[0].label])}. Peak RSS of the process: {peak_rss_mib():.0f} MiB. "
+        "Speed-up = the first row / row.", "",
+        "| configuration | median s/step | speed-up vs the first row |", "|---|---:|---:|", *lines, "",
+        f"Steps timed per row: {len(times[base_label])}. Peak RSS of the process: {peak_rss_mib():.0f} MiB. "
         f"Machine load average (1 min) at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores."])
 
 

@@ -3,9 +3,11 @@
 Each run is `scripts/demo.py --seed S --name demo-seedS` from scratch (its own run, evaluation and merged folders
 under checkpoints/), timed from start to summary; the model import is done once beforehand (set-up, not demo).
 `--precision bf16 fp32` runs every seed under each CPU precision decision (GRPO_MATH_CPU_BF16=1 / 0: the decision
-a CPU with / without native bf16 gets); `--repeats 2` runs each seed and decision twice.
+a CPU with / without native bf16 gets); `--precision avx2` runs it as an AVX2-only CPU does (torch, oneDNN and MKL
+limited to AVX2: utils.models.AVX2_ONLY_ENV; the probe decides, fp32); `--repeats 2` runs each seed and decision
+twice.
 
-    .venv/bin/python bench/bench_demo.py [--seeds 1 2 3] [--precision auto|bf16|fp32 ...] [--repeats 2]
+    .venv/bin/python bench/bench_demo.py [--seeds 1 2 3] [--precision auto|bf16|fp32|avx2 ...] [--repeats 2]
                                          [--jobs 2] [--reuse] [--data synthetic|gsm8k]
 """
 
@@ -24,10 +26,11 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from report import ROOT, change, ensure_smollm2, pct, verdict, write_section
 
 from utils.files import read_jsonl  # noqa: E402 - report puts the repo root on sys.path
-from utils.models import CPU_BF16_ENV, probe_cpu
+from utils.models import AVX2_ONLY_ENV, CPU_BF16_ENV, probe_cpu
 from utils.runs import METRICS
 
-PRECISION = {"auto": None, "bf16": "1", "fp32": "0"}  # GRPO_MATH_CPU_BF16 per decision; auto: the probe decides
+# The environment of each decision: forced (GRPO_MATH_CPU_BF16), or the probe's, on this CPU (auto) or as AVX2's
+PRECISION = {"auto": {}, "bf16": {CPU_BF16_ENV: "1"}, "fp32": {CPU_BF16_ENV: "0"}, "avx2": AVX2_ONLY_ENV}
 
 
 def run_demo(seed: int, data: str, precision: str, jobs: int, repeat: int = 1, reuse: bool = False) -> dict:
@@ -39,10 +42,8 @@ def run_demo(seed: int, data: str, precision: str, jobs: int, repeat: int = 1, r
     for suffix in ("", "-eval", "-merged"):  # from scratch: no samples kept from an earlier run
         shutil.rmtree(ROOT / "checkpoints" / f"{name}{suffix}", ignore_errors=True)
     started = time.perf_counter()
-    env = dict(os.environ)
-    env.pop(CPU_BF16_ENV, None)
-    if PRECISION[precision] is not None:
-        env[CPU_BF16_ENV] = PRECISION[precision]
+    env = {key: value for key, value in os.environ.items() if key != CPU_BF16_ENV and key not in AVX2_ONLY_ENV}
+    env.update(PRECISION[precision])
     if jobs > 1:  # side by side: one thread each, output to a log (interleaved on the console otherwise)
         env["OMP_NUM_THREADS"] = "1"
     log = (ROOT / "checkpoints" / f"{name}.log").open("w") if jobs > 1 else None
@@ -70,7 +71,9 @@ def table(runs: list[dict], data: str, jobs: int) -> str:
         f"`scripts/demo.py --data {data}` (what `make demo` runs), once per training seed, each from scratch: "
         f"SmolLM2-135M-Instruct evaluated on {problems} held-out problems (greedy), trained with GRPO "
         "(recipes/demo.yaml), evaluated again, merged and verified, compared. Wall time from start to summary, "
-        "the model import aside" + ("; two runs at a time, one CPU thread each" if jobs > 1 else "") + ". s/step: "
+        "the model import aside" + ("; two runs at a time, one CPU thread each" if jobs > 1 else "") + ". precision: "
+        "the CPU decision (bf16 / fp32 forced with GRPO_MATH_CPU_BF16; avx2: torch, oneDNN and MKL limited to AVX2, "
+        "the probe deciding; auto: this CPU's probe). s/step: "
         "median training step, dynamic sampling's extra rounds included. Accuracy % with 95% Wilson intervals; "
         "change with its paired 95% interval; learned / worse: the change's interval lies above / below 0.", "",
         "| seed | precision | run | wall min | s/step | before % | after % | change, points | learned / forgotten | "
@@ -84,7 +87,8 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--data", choices=("synthetic", "gsm8k"), default="synthetic")
     parser.add_argument("--precision", nargs="+", choices=list(PRECISION), default=["auto"],
-                        help="CPU precision decisions to run each seed under (bf16 fp32: both kinds of CPU)")
+                        help="CPU precision decisions to run each seed under (bf16 fp32: both kinds of CPU; "
+                        "avx2: this CPU run as an AVX2-only one)")
     parser.add_argument("--jobs", type=int, default=1, help="demos at a time (each then on one thread)")
     parser.add_argument("--repeats", type=int, default=1, help="runs of each seed and precision (CPU training is "
                         "not bit-reproducible: the same seed gives another run)")

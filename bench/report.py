@@ -44,6 +44,10 @@ def machine() -> str:
     except OSError:
         pass
     mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    from utils.models import isa_limits  # at write time: bench_data measures RSS before torch is imported
+
+    if limits := isa_limits():
+        cpu += ", instruction sets limited: " + ", ".join(f"{key}={value}" for key, value in limits.items())
     return f"{os.cpu_count()} cores ({cpu}), {mem_gib:.0f} GiB RAM, Python {platform.python_version()}, {gpus()}"
 
 

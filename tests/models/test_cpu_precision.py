@@ -4,6 +4,8 @@ for training, sampling and evaluation, what the plan says, and recipes that choo
 from __future__ import annotations
 
 import logging
+import platform
+from pathlib import Path
 
 import pytest
 
@@ -117,3 +119,28 @@ def test_grpo_train_warns_once_in_one_line_and_still_obeys(run_script, tiny_mode
     warnings = [line for line in result.stderr.splitlines() if "training.bf16: true, as the recipe says" in line]
     assert len(warnings) == 1 and warnings[0].startswith("warning: ")
     assert ": training in bf16 autocast, sampling from a bf16 copy" in result.stdout
+
+
+def _has_avx2() -> bool:
+    if platform.machine() not in ("x86_64", "AMD64"):
+        return False
+    try:
+        return " avx2" in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _has_avx2(), reason="needs an x86 CPU with AVX2 to run torch as an AVX2-only CPU")
+def test_an_avx2_only_cpu_is_read_from_torch_itself_and_trains_in_fp32(run_script, tiny_model_dir, tmp_path,
+                                                                      monkeypatch):
+    """Nothing monkeypatched: a new process whose torch, oneDNN and MKL are limited to AVX2 (as on such a CPU,
+    or any x86 CPU run as one) reads no native bf16 from torch and plans fp32."""
+    from utils.models import AVX2_ONLY_ENV, CPU_BF16_ENV
+
+    monkeypatch.delenv(CPU_BF16_ENV, raising=False)
+    for key, value in AVX2_ONLY_ENV.items():
+        monkeypatch.setenv(key, value)
+    result = run_script("grpo_train", "recipes/smoke_cpu.yaml", "--set", f"model.name={tiny_model_dir}",
+                        "--set", f"output.dir={tmp_path}", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "Machine    CPU AVX2, no native bf16: training in fp32, sampling from an fp32 copy\n" in result.stdout

@@ -19,7 +19,15 @@ from utils.models._gpu import (
     query_gpus,
     vllm_runs_on,
 )
-from utils.models._hardware import CPU_BF16_ENV, CpuPrecision, Hardware, detect_hardware, probe_cpu
+from utils.models._hardware import (
+    AVX2_ONLY_ENV,
+    CPU_BF16_ENV,
+    CpuPrecision,
+    Hardware,
+    detect_hardware,
+    isa_limits,
+    probe_cpu,
+)
 from utils.models._loading import (
     PRECISIONS,
     BackendChoice,
@@ -48,6 +56,7 @@ __all__ = [
     "LoadedModel",
     "adapter_base",
     "check_model_source",
+    "AVX2_ONLY_ENV",
     "CPU_BF16_ENV",
     "CpuPrecision",
     "GpuInfo",
@@ -72,6 +81,7 @@ __all__ = [
     "detect_hardware",
     "holds_weights",
     "import_backend",
+    "isa_limits",
     "load_model_and_tokenizer",
     "load_gguf",
     "local_model_config",

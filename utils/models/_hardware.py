@@ -15,6 +15,12 @@ from utils.errors import UserError
 # kind of CPU's defaults on the other.
 CPU_BF16_ENV = "GRPO_MATH_CPU_BF16"
 
+# Runs this machine's torch as an AVX2-only CPU's: PyTorch's own kernels, oneDNN and MKL limited to AVX2 (each
+# reads its variable when it starts, so a new process). The probe then reads "AVX2, no native bf16" and bf16 matmuls
+# fall to PyTorch's scalar GEMM as on such a CPU (256x896 @ 896x4864: 1.6 s against 15 ms in fp32 on a Xeon with
+# AMX): how the AVX2 kind is measured on a newer CPU (bench/bench_demo.py --precision avx2, the tests).
+AVX2_ONLY_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
+
 
 @dataclass(frozen=True)
 class CpuPrecision:
@@ -77,6 +83,11 @@ def forced_cpu_bf16() -> bool | None:
         return False
     raise UserError(f"{CPU_BF16_ENV}={value!r}: expected 1 (bf16 as on a CPU with native bf16) or 0 (fp32); "
                     "unset it to let the CPU decide")
+
+
+def isa_limits() -> dict[str, str]:
+    """The instruction-set limits this process runs under (those of AVX2_ONLY_ENV's variables that are set)."""
+    return {key: os.environ[key] for key in AVX2_ONLY_ENV if os.environ.get(key)}
 
 
 def probe_cpu() -> CpuPrecision:

@@ -157,9 +157,9 @@ def cpu_speed_defaults(recipe: Recipe, hw: Hardware, backend: str,
                        ram_bytes: int | None = None) -> tuple[dict[str, Any], list[str]]:
     """GRPOConfig values for a faster CPU step, and a plan line each. Gradient checkpointing (TRL's default)
     recomputes every layer's forward during backward: on CPU that is about a fifth of a SmolLM2 step
-    (docs/BENCHMARKS.md, "cpu-step"). Off where the activations it would keep take at most a quarter of
-    this machine's memory, estimated from the model's config.json before anything loads; a recipe that sets
-    training.gradient_checkpointing decides for itself."""
+    (docs/BENCHMARKS.md, "CPU GRPO step on SmolLM2"). Off where the activations it would keep take at most a
+    quarter of this machine's memory, estimated from the model's config.json before anything loads; a recipe
+    that sets training.gradient_checkpointing decides for itself."""
     if hw.cuda or backend != "hf" or "gradient_checkpointing" in recipe.training:
         return {}, []
     dims = local_model_config(recipe.model.name)
