@@ -102,6 +102,8 @@ def main() -> int:
     command = (f"python bench/bench_demo.py --data {args.data} --precision {' '.join(args.precision)}"
                + (f" --repeats {args.repeats}" if args.repeats > 1 else "")
                + (f" --jobs {args.jobs}" if args.jobs > 1 else ""))
+    decisions = [p for p in args.precision if p != "auto"]  # each set of decisions keeps its own section
+    section = "-".join(["demo", args.data, *decisions])
     runs: list[dict] = []
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         futures = [pool.submit(run_demo, seed, args.data, precision, args.jobs, repeat, args.reuse)
@@ -109,8 +111,8 @@ def main() -> int:
         for future in as_completed(futures):  # the section is rewritten after each run
             runs.append(future.result())
             body = table(runs, args.data, args.jobs)
-            write_section(f"demo-{args.data}", f"make demo: {len(futures)} runs ({args.data})", command, body,
-                          details={"CPU precision (torch)": cpu})
+            write_section(section, f"make demo: {len(futures)} runs ({', '.join([args.data, *decisions])})", command,
+                          body, details={"CPU precision (torch)": cpu})
     print(body)
     return 0
 
