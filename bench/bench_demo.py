@@ -56,7 +56,8 @@ def run_demo(seed: int, data: str, precision: str, jobs: int, repeat: int = 1, r
     before, after = next(iter(comparison["benchmarks"].values()))
     steps = [r for r in read_jsonl(ROOT / "checkpoints" / name / METRICS) if "step_time_s" in r]
     row = {"seed": seed, "precision": precision, "repeat": repeat, "seconds": seconds, "before": before,
-           "after": after, "step_s": statistics.median(r["step_time_s"] for r in steps)}
+           "after": after, "step_s": statistics.median(r["step_time_s"] for r in steps),
+           "load": os.getloadavg()[0]}  # as the run ends: --reuse reports it, not the load of that moment
     kept.write_text(json.dumps(row))
     return row
 
@@ -67,6 +68,7 @@ def table(runs: list[dict], data: str, jobs: int) -> str:
              f"{pct(r['before'])} | {pct(r['after'])} | {change(r['after'])} | {len(r['after']['learned'])} / "
              f"{len(r['after']['forgotten'])} | {verdict(r['after'])} |" for r in runs]
     problems = runs[0]["before"]["problems"]
+    loads = ", ".join(f"{r['load']:.1f}" if "load" in r else "not kept" for r in runs)
     return "\n".join([
         f"`scripts/demo.py --data {data}` (what `make demo` runs), once per training seed, each from scratch: "
         f"SmolLM2-135M-Instruct evaluated on {problems} held-out problems (greedy), trained with GRPO "
@@ -79,7 +81,7 @@ def table(runs: list[dict], data: str, jobs: int) -> str:
         "| seed | precision | run | wall min | s/step | before % | after % | change, points | learned / forgotten | "
         "verdict |",
         "|---:|---|---:|---:|---:|---|---|---|---|---|", *lines, "",
-        f"Machine load average (1 min) at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores."])
+        f"Machine load average (1 min) at the end of each run: {loads} on {os.cpu_count()} cores."])
 
 
 def main() -> int:
