@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from bench_training import SMOKE, run_bare, run_ours, workload_overrides
-from report import ROOT, data_file, peak_rss_mib, write_section
+from report import ROOT, assignments, data_file, isa_limits, peak_rss_mib, write_section
 
 from utils.cli import quiet_libraries
 
@@ -106,7 +106,7 @@ def main() -> int:
     args = parser.parse_args()
     quiet_libraries()
     from utils.config import load_recipe
-    from utils.models import CPU_BF16_ENV, isa_limits, probe_cpu
+    from utils.models import CPU_BF16_ENV, probe_cpu
 
     probe = probe_cpu()  # torch's own checks, before any row forces the decision
     cpu = probe.describe()
@@ -138,7 +138,7 @@ def main() -> int:
     print(body)
     if not args.tiny:
         kind = probe.capability + (" with native bf16" if probe.native_bf16 else "")
-        limits = " ".join(f"{key}={value}" for key, value in isa_limits().items())  # the command reruns as is
+        limits = assignments(isa_limits())  # the command reruns as is
         what = "the fp32 rows" if args.fp32_only else "TRL's defaults, ours in bf16 and in fp32"
         write_section(f"cpu-step-{kind.lower().replace(' ', '-')}" + ("-fp32" if args.fp32_only else ""),
                       f"CPU GRPO step on SmolLM2, CPU {kind}: {what}",

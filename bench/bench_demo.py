@@ -23,7 +23,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
-from report import ROOT, change, ensure_smollm2, pct, verdict, write_section
+from report import ROOT, assignments, change, ensure_smollm2, pct, verdict, write_section
 
 from utils.files import read_jsonl  # noqa: E402 - report puts the repo root on sys.path
 from utils.models import AVX2_ONLY_ENV, CPU_BF16_ENV, probe_cpu
@@ -102,7 +102,7 @@ def main() -> int:
         return 0
     details = {"CPU precision (torch)": probe_cpu().describe()}  # this CPU's own; the avx2 runs' limits below
     if "avx2" in args.precision:
-        details["avx2 runs"] = " ".join(f"{key}={value}" for key, value in AVX2_ONLY_ENV.items())
+        details["avx2 runs"] = assignments(AVX2_ONLY_ENV)
     command = (f"python bench/bench_demo.py --data {args.data} --precision {' '.join(args.precision)}"
                + (f" --repeats {args.repeats}" if args.repeats > 1 else "")
                + (f" --jobs {args.jobs}" if args.jobs > 1 else ""))

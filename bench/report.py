@@ -44,11 +44,22 @@ def machine() -> str:
     except OSError:
         pass
     mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    from utils.models import isa_limits  # at write time: bench_data measures RSS before torch is imported
-
     if limits := isa_limits():
-        cpu += ", instruction sets limited: " + ", ".join(f"{key}={value}" for key, value in limits.items())
+        cpu += f", instruction sets limited: {assignments(limits)}"
     return f"{os.cpu_count()} cores ({cpu}), {mem_gib:.0f} GiB RAM, Python {platform.python_version()}, {gpus()}"
+
+
+def isa_limits() -> dict[str, str]:
+    """The instruction-set limits this process runs under: those of utils.models.AVX2_ONLY_ENV's variables that
+    are set."""
+    from utils.models import AVX2_ONLY_ENV  # at write time: bench_data measures RSS before torch is imported
+
+    return {key: os.environ[key] for key in AVX2_ONLY_ENV if os.environ.get(key)}
+
+
+def assignments(env: dict[str, str]) -> str:
+    """`KEY=value KEY=value`, as a shell command line sets them."""
+    return " ".join(f"{key}={value}" for key, value in env.items())
 
 
 def gpus() -> str:

@@ -25,7 +25,6 @@ from utils.models._hardware import (
     CpuPrecision,
     Hardware,
     detect_hardware,
-    isa_limits,
     probe_cpu,
 )
 from utils.models._loading import (
@@ -81,7 +80,6 @@ __all__ = [
     "detect_hardware",
     "holds_weights",
     "import_backend",
-    "isa_limits",
     "load_model_and_tokenizer",
     "load_gguf",
     "local_model_config",

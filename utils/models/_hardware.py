@@ -85,11 +85,6 @@ def forced_cpu_bf16() -> bool | None:
                     "unset it to let the CPU decide")
 
 
-def isa_limits() -> dict[str, str]:
-    """The instruction-set limits this process runs under (those of AVX2_ONLY_ENV's variables that are set)."""
-    return {key: os.environ[key] for key in AVX2_ONLY_ENV if os.environ.get(key)}
-
-
 def probe_cpu() -> CpuPrecision:
     """The CPU's precision abilities, as torch itself sees them (the checks its own kernels dispatch on)."""
     import torch

@@ -13,9 +13,9 @@ sampler position to save: a resumed run draws the same prompts, and TRL's own da
 checkpoint restores) is never touched. `oversample` > 1 makes every round larger than the batch trained on (verl's
 gen_batch_size over train_batch_size): TRL's prompts plus seeded random ones (round 0), so one round more often
 holds enough groups that disagree, for fewer, larger generations (on CPU a round of 16 rows cost 1.5x one of 8).
-After `max_extra_batches` rounds the step trains on what it kept, the
-rest of the batch filled with all-agree groups, whose advantage is zero (as without dynamic sampling); the
-metrics say so (dynamic_sampling/cap_hit, filled_fraction).
+After `max_extra_batches` rounds the step trains on what it kept, the rest of the batch filled with all-agree
+groups, whose advantage is zero (as without dynamic sampling); the metrics say so (dynamic_sampling/cap_hit,
+filled_fraction).
 
 Advantages stay as TRL computed them per generation batch: exact for scale_rewards `group` (the default) and
 `none`, which centre (and scale) each group on itself.
