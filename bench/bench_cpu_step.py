@@ -9,7 +9,7 @@ Rows: TRL's defaults (`GRPOConfig(use_cpu=True)` + the workload: bf16 autocast),
 `bf16=False`; ours as grpo_train.py runs it under the bf16 decision (bf16 autocast, bf16 merged sampling copy)
 and under the fp32 decision (fp32, sampling from an fp32 merged copy); then what our CPU speed-ups buy in fp32,
 one taken away per row (gradient checkpointing off, the LM head on completion tokens only, the sampling
-copy). Same workload on every row: SmolLM2-135M-Instruct, LoRA r=16, 2 prompts x 4 generations x 64 tokens
+copy, the shared prompt prefix computed once). Same workload on every row: SmolLM2-135M-Instruct, LoRA r=16, 2 prompts x 4 generations x 64 tokens
 (forced full length), GSM8K train prompts. Rounds alternate the row order; the first step of every run is
 dropped; medians are reported.
 
@@ -52,6 +52,7 @@ class Row(NamedTuple):
     checkpointing: bool = False  # gradient checkpointing (TRL's default; ours is off where activations fit)
     every_position_head: bool = False  # TRL's LM head over prompt positions too (ours: completion tokens only)
     no_copy: bool = False  # sample through the PEFT model itself (TRL's generate), not a merged copy
+    no_shared_prefix: bool = False  # the copy prefills every row's whole prompt (no shared-prefix cache)
 
 
 ROWS = (
@@ -62,6 +63,7 @@ ROWS = (
     Row("ours, fp32, gradient checkpointing on", bf16=False, checkpointing=True),
     Row("ours, fp32, TRL's LM head on every position", bf16=False, every_position_head=True),
     Row("ours, fp32, sampling through the PEFT model (no copy)", bf16=False, no_copy=True),
+    Row("ours, fp32, the shared prompt prefix prefilled in every row", bf16=False, no_shared_prefix=True),
 )
 
 
@@ -75,14 +77,19 @@ def without_copy(trainer) -> None:
 
 
 def run_row(row: Row, recipe, trl_defaults: dict) -> list[float]:
-    from utils.models import CPU_BF16_ENV
+    from utils.models import CPU_BF16_ENV, _prefix
 
     if row.trl:
         return run_bare(recipe, {**trl_defaults, **({} if row.bf16 else {"bf16": False})})
     os.environ[CPU_BF16_ENV] = "1" if row.bf16 else "0"  # read by set_up_run's detect_hardware()
     recipe.training["gradient_checkpointing"] = row.checkpointing
-    return run_ours(recipe, generation_copy=None, completion_only_head=not row.every_position_head,
-                    after_prepare=without_copy if row.no_copy else None).times
+    shared_from = _prefix.MIN_SHARED_TOKENS
+    _prefix.MIN_SHARED_TOKENS = 10**9 if row.no_shared_prefix else shared_from  # no prefix is ever that long
+    try:
+        return run_ours(recipe, generation_copy=None, completion_only_head=not row.every_position_head,
+                        after_prepare=without_copy if row.no_copy else None).times
+    finally:
+        _prefix.MIN_SHARED_TOKENS = shared_from
 
 
 def model_and_data(tiny: bool, tmp: Path) -> tuple[Path | None, str, str]:

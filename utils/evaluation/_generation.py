@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from utils.models import generate_sharing_prefix
+
 
 @dataclass(frozen=True)
 class Sampling:
@@ -102,7 +104,7 @@ class HfGenerator:
                 torch.manual_seed(sampling.seed)
             streamer = {"streamer": _StepCounter(self.on_token)} if self.on_token else {}
             with torch.inference_mode():
-                out = model.generate(**batch, **self._generate_kwargs(sampling), **streamer)
+                out = generate_sharing_prefix(model, **batch, **self._generate_kwargs(sampling), **streamer)
             return self._decode(out[:, batch["input_ids"].shape[1]:])
         finally:
             tokenizer.padding_side = padding_side

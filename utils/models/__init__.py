@@ -1,5 +1,6 @@
 """The machine (and its CPU's bf16 decision), the backend choice (unsloth | hf), model loading, LoRA, adapters
-(their base model: recorded absolutely, found again by find_adapter_base), GGUF import."""
+(their base model: recorded absolutely, found again by find_adapter_base), GGUF import, CPU generation that
+computes a batch's shared prompt prefix once."""
 
 from utils.models._adapters import (
     adapter_base,
@@ -39,6 +40,7 @@ from utils.models._loading import (
     resolve_backend,
     torch_dtype,
 )
+from utils.models._prefix import generate_sharing_prefix
 from utils.models._tiny import QWEN2_SHAPES, build_tiny_qwen2, build_tokenizer
 from utils.models._unsloth import (
     UNSLOTH_TARGET_MODULES,
@@ -74,6 +76,7 @@ __all__ = [
     "build_tiny_qwen2",
     "could_be_hub_id",
     "find_adapter_base",
+    "generate_sharing_prefix",
     "record_base",
     "restore_base",
     "build_tokenizer",

@@ -8,7 +8,9 @@ refreshed from the trained weights (base + scaling * B @ A, as PEFT's merge comp
 step changed them, the same merge-then-sync pattern TRL uses for vLLM. Training itself is untouched: losses
 and gradients still come from the PEFT model, in the run's precision. The copy is in bf16 where training is
 (utils.training._setup.cpu_precision) or the recipe asks for it, else in fp32; it costs one more model's
-weights in memory (a 0.5B model: 1 GB in bf16, 2 GB in fp32).
+weights in memory (a 0.5B model: 1 GB in bf16, 2 GB in fp32). The copy generates through
+utils.models.generate_sharing_prefix: the chat template's head and system prompt, which every row of a batch
+shares, are computed once.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from utils.models import PRECISIONS
+from utils.models import PRECISIONS, generate_sharing_prefix
 
 
 class GenerationCopy(TrainerCallback):
@@ -83,7 +85,9 @@ class GenerationCopy(TrainerCallback):
         if self.stale:
             self.sync()
         with torch.no_grad():
-            return self.copy.generate(*args, **kwargs)
+            if args:  # positional input ids: passed on as they came
+                return self.copy.generate(*args, **kwargs)
+            return generate_sharing_prefix(self.copy, **kwargs)
 
 
 def use_generation_copy(trainer: Any, dtype: str = "bf16") -> GenerationCopy:
