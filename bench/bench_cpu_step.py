@@ -9,8 +9,8 @@ Rows: TRL's defaults (`GRPOConfig(use_cpu=True)` + the workload: bf16 autocast),
 `bf16=False`; ours as grpo_train.py runs it under the bf16 decision (bf16 autocast, bf16 merged sampling copy)
 and under the fp32 decision (fp32, sampling from an fp32 merged copy); then what our CPU speed-ups buy in fp32,
 one taken away per row (gradient checkpointing off, the LM head on completion tokens only, the sampling
-copy, the shared prompt prefix computed once). Same workload on every row: SmolLM2-135M-Instruct, LoRA r=16, 2 prompts x 4 generations x 64 tokens
-(forced full length), GSM8K train prompts. Rounds alternate the row order; the first step of every run is
+copy, the shared prompt prefix computed once). Same workload on every row: SmolLM2-135M-Instruct, LoRA r=16,
+2 prompts x 4 generations x 64 tokens (forced full length), GSM8K train prompts. Rounds alternate the row order; the first step of every run is
 dropped; medians are reported.
 
     .venv/bin/python bench/bench_cpu_step.py [--steps 8] [--rounds 2]
